@@ -1,0 +1,196 @@
+"""The Conditional Entropy Bottleneck head of Listings 2 and 3, shared by both trainers.
+
+The names follow the paper's appendix B so the code can be read against it line by
+line: `ezx_dist` is the encoder e(z|x), `bzy_dist` the backward encoder b(z|y),
+`cyz_dist` the classifier c(y|z), `lerp` the jump-start interpolation and
+`rho_to_gamma` the map from the control parameter rho to the weight gamma = e^-rho.
+
+Four objectives are offered through `build_head` (the trainers' `--loss` flag):
+
+* ``xent``: the unchanged baseline, dense logits on f(x) with no noise.
+* ``ceb``: Listing 3, loss = mean(gamma * rex + hyz).
+* ``cceb``: the consistent classifier of section 2.3, where the classifier is
+  Bayes' rule on b(z|y) with a uniform p(y): logits_y = log N(z; mu_y, I).
+* ``vib``: Equation 7, b(z|y) replaced by the fixed marginal N(0, I) and the
+  weight sigma(-rho) in place of e^-rho.
+"""
+import math
+
+import numpy as np
+import tensorflow as tf
+import tensorflow_probability as tfp
+
+tfd = tfp.distributions
+tf1 = tf.compat.v1
+
+LOSSES = ('xent', 'ceb', 'cceb', 'vib')
+# Listing 3 starts the jump-start at rho = 100.
+JUMP_START_RHO = 100.0
+
+
+def ezx_dist(x):
+  """Builds the encoder distribution, e(z|x) = N(f(x), I)."""
+  return tfd.MultivariateNormalDiag(loc=x)
+
+
+def bzy_dist(y, num_classes=1000, z_dims=2048):
+  """Builds the backwards distribution, b(z|y) = N(mu_y, I), mu_y = dense(one_hot(y))."""
+  y_onehot = tf.one_hot(y, num_classes)
+  mus = tf1.layers.dense(y_onehot, z_dims, activation=None, name='dense')
+  return tfd.MultivariateNormalDiag(loc=mus)
+
+
+def cyz_dist(z, num_classes=1000):
+  """Builds the classifier distribution, c(y|z).
+
+  Uses the same initialization as the final dense layer that Listing 1 removed
+  from the ResNet model.
+  """
+  logits = tf1.layers.dense(
+      z, num_classes, activation=None,
+      kernel_initializer=tf1.random_normal_initializer(stddev=.01), name='dense')
+  return tfd.Categorical(logits=logits)
+
+
+def lerp(global_step, start_step, end_step, start_val, end_val):
+  """Linearly interpolates from start_val to end_val between two steps, clamped."""
+  interp = (tf.cast(global_step - start_step, tf.float32)
+            / tf.cast(end_step - start_step, tf.float32))
+  interp = tf.maximum(0.0, tf.minimum(1.0, interp))
+  return start_val * (1.0 - interp) + end_val * interp
+
+
+def rho_to_gamma(rho):
+  """gamma = e^-rho, the CEB weight on the residual information (Eq. 3 and 6)."""
+  if isinstance(rho, (int, float, np.floating, np.integer)):
+    return math.exp(-float(rho))
+  return tf.exp(-tf.cast(rho, tf.float32))
+
+
+def rho_to_beta(rho):
+  """beta = sigma(-rho) = 1 / (1 + e^rho), the VIB weight (Eq. 1 and 7)."""
+  if isinstance(rho, (int, float, np.floating, np.integer)):
+    return 1.0 / (1.0 + math.exp(float(rho)))
+  return tf.sigmoid(-tf.cast(rho, tf.float32))
+
+
+def rho_weight(loss, rho):
+  """The weight on the residual term that `loss` uses at control parameter rho."""
+  return rho_to_beta(rho) if loss == 'vib' else rho_to_gamma(rho)
+
+
+def check_loss_and_rho(loss, rho):
+  """Raises ValueError naming the flag when --loss or --rho is unusable."""
+  if loss not in LOSSES:
+    raise ValueError('--loss=%r is not one of %s' % (loss, ', '.join(LOSSES)))
+  if loss != 'xent':
+    try:
+      finite = math.isfinite(float(rho))
+    except (TypeError, ValueError):
+      finite = False
+    if not finite:
+      raise ValueError('--rho=%r must be a finite number for --loss=%s' % (rho, loss))
+
+
+def _class_mus(num_classes, z_dims):
+  """All class means mu_y of b(z|y), [num_classes, z_dims], reusing bzy's dense layer."""
+  return tf1.layers.dense(tf.eye(num_classes), z_dims, activation=None, name='dense')
+
+
+def consistent_logits(z, mus):
+  """logits_y = log N(z; mu_y, I) for every class y (cCEB with uniform p(y)).
+
+  Expands the squared distance as |z|^2 - 2 z.mu + |mu|^2 so no
+  [batch, classes, dims] tensor is ever built.
+  """
+  z_dims = tf.cast(tf.shape(z)[-1], z.dtype)
+  sq_dist = (tf.reduce_sum(tf.square(z), axis=-1, keepdims=True)
+             - 2.0 * tf.matmul(z, mus, transpose_b=True)
+             + tf.reduce_sum(tf.square(mus), axis=-1)[tf.newaxis, :])
+  return -0.5 * sq_dist - 0.5 * z_dims * math.log(2.0 * math.pi)
+
+
+def _bottleneck_head(net, labels, num_classes, is_training, weight, marginal):
+  """Shared body of CEB, cCEB and VIB; `marginal` is 'class', 'consistent' or 'standard'."""
+  net = tf.cast(net, tf.float32)
+  z_dims = net.shape[-1]
+  # Get the encoder, e(z|x):
+  with tf1.variable_scope('ezx', reuse=tf1.AUTO_REUSE):
+    ezx = ezx_dist(net)
+  # Only sample z during training; otherwise pass through the encoder's mean.
+  z = ezx.sample() if is_training else ezx.mean()
+  out = {'z': z}
+  if marginal == 'consistent':
+    with tf1.variable_scope('bzy', reuse=tf1.AUTO_REUSE):
+      mus = _class_mus(num_classes, z_dims)
+    cyz = tfd.Categorical(logits=consistent_logits(z, mus))
+  else:
+    # Get the classifier, c(y|z):
+    with tf1.variable_scope('cyz', reuse=tf1.AUTO_REUSE):
+      cyz = cyz_dist(z, num_classes)
+  out['logits'] = cyz.logits
+  if labels is None:
+    return out
+  if marginal == 'standard':
+    bzy = tfd.MultivariateNormalDiag(loc=tf.zeros_like(net))
+  else:
+    # Get the backwards encoder, b(z|y):
+    with tf1.variable_scope('bzy', reuse=tf1.AUTO_REUSE):
+      bzy = bzy_dist(labels, num_classes, z_dims)
+  hzx = -ezx.log_prob(z)  # H(Z|X)
+  hzy = -bzy.log_prob(z)  # H(Z|Y) (upper bound)
+  hyz = -cyz.log_prob(labels)  # H(Y|Z) (upper bound)
+  # I(X;Z|Y) = -H(Z|X) + H(Z|Y) >= -hzx + hzy =: rex, the residual information.
+  rex = -hzx + hzy
+  out.update(mu=bzy.mean(), hzx=hzx, hzy=hzy, hyz=hyz, rex=rex,
+             loss=tf.reduce_mean(weight * rex + hyz))
+  return out
+
+
+def ceb_head(net, labels, num_classes, is_training, gamma, consistent=False):
+  """The CEB head of Listing 3 on the pre-logits `net` (Listing 1).
+
+  Args:
+    net: [batch, d] pooled pre-logits f(x).
+    labels: [batch] int class labels, or None (predict: only `z` and `logits`).
+    num_classes: number of classes.
+    is_training: sample z ~ e(z|x) when True, else use z = f(x).
+    gamma: weight on rex, e^-rho (a float or scalar tensor).
+    consistent: cCEB: classify with Bayes' rule on b(z|y) instead of c(y|z).
+
+  Returns:
+    A dict with `z`, `logits` and, given labels, per-example `hzx`, `hzy`,
+    `hyz`, `rex`, the label's class mean `mu` and the scalar `loss`
+    (mean(gamma * rex + hyz), without weight decay).
+  """
+  return _bottleneck_head(net, labels, num_classes, is_training, gamma,
+                          'consistent' if consistent else 'class')
+
+
+def vib_head(net, labels, num_classes, is_training, beta):
+  """VIB (Eq. 7): as `ceb_head` with the marginal N(0, I) in place of b(z|y)."""
+  return _bottleneck_head(net, labels, num_classes, is_training, beta, 'standard')
+
+
+def xent_head(net, labels, num_classes):
+  """The unchanged baseline: c(y|f(x)) with no noise, loss = softmax cross-entropy."""
+  net = tf.cast(net, tf.float32)
+  with tf1.variable_scope('cyz', reuse=tf1.AUTO_REUSE):
+    cyz = cyz_dist(net, num_classes)
+  out = {'z': net, 'logits': cyz.logits}
+  if labels is not None:
+    out['hyz'] = -cyz.log_prob(labels)
+    out['loss'] = tf.reduce_mean(out['hyz'])
+  return out
+
+
+def build_head(loss, net, labels, num_classes, is_training, weight=None):
+  """Dispatches `--loss` to its head; `weight` is gamma (ceb, cceb) or beta (vib)."""
+  if loss == 'xent':
+    return xent_head(net, labels, num_classes)
+  if loss == 'vib':
+    return vib_head(net, labels, num_classes, is_training, weight)
+  if loss in ('ceb', 'cceb'):
+    return ceb_head(net, labels, num_classes, is_training, weight,
+                    consistent=(loss == 'cceb'))
+  raise ValueError('--loss=%r is not one of %s' % (loss, ', '.join(LOSSES)))

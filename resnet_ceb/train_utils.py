@@ -1,0 +1,221 @@
+"""Pieces both trainers share: the Estimator, model_dir checks and training hooks.
+
+The TPU ResNet reference always builds a `TPUClusterResolver`, which fails off TPU.
+Here the resolver is built only with `use_tpu=True`; otherwise the same
+`TPUEstimator` runs on the CPU (or one GPU) with `use_tpu=False`, and with several
+GPUs a plain Estimator runs the model_fn under `MirroredStrategy`.
+"""
+import os
+import time
+
+import numpy as np
+import tensorflow as tf
+
+from resnet_ceb import fileio
+
+tf1 = tf.compat.v1
+
+PARAMS_FILE = 'params.json'
+
+
+class ModelDirError(ValueError):
+  """The model_dir belongs to another run (architecture or objective)."""
+
+
+class NonFiniteLossError(RuntimeError):
+  """Training produced a NaN or infinite loss."""
+
+
+def make_estimator(model_fn, model_dir, params, *, use_tpu=False, tpu=None,
+                   num_gpus=0, train_batch_size, eval_batch_size,
+                   save_checkpoints_steps, iterations_per_loop=100,
+                   keep_checkpoint_max=5, tf_random_seed=None):
+  """Builds the Estimator that runs `model_fn` where the flags say.
+
+  Args:
+    model_fn: a TPUEstimator model_fn returning `TPUEstimatorSpec`.
+    model_dir: checkpoint and summary directory.
+    params: dict passed to model_fn and input_fn.
+    use_tpu: run on a Cloud TPU named by `tpu`.
+    tpu: TPU name or address, used only when `use_tpu`.
+    num_gpus: more than 1 mirrors the model over that many GPUs.
+    train_batch_size: global training batch.
+    eval_batch_size: evaluation and prediction batch.
+    save_checkpoints_steps: checkpoint period in steps.
+    iterations_per_loop: TPU steps per host loop.
+    keep_checkpoint_max: checkpoints kept.
+    tf_random_seed: graph-level seed (for `--deterministic`).
+
+  Returns:
+    A `TPUEstimator` or, with `num_gpus > 1`, an `Estimator`.
+  """
+  if num_gpus > 1:
+    strategy = tf.distribute.MirroredStrategy(
+        devices=['/gpu:%d' % i for i in range(num_gpus)])
+    return make_mirrored_estimator(model_fn, model_dir, params, strategy,
+                                   train_batch_size=train_batch_size,
+                                   save_checkpoints_steps=save_checkpoints_steps,
+                                   keep_checkpoint_max=keep_checkpoint_max,
+                                   tf_random_seed=tf_random_seed)
+  cluster = None
+  if use_tpu:
+    cluster = tf.distribute.cluster_resolver.TPUClusterResolver(tpu)
+  config = tf1.estimator.tpu.RunConfig(
+      cluster=cluster, model_dir=model_dir,
+      save_checkpoints_steps=save_checkpoints_steps,
+      keep_checkpoint_max=keep_checkpoint_max, tf_random_seed=tf_random_seed,
+      log_step_count_steps=iterations_per_loop,
+      tpu_config=tf1.estimator.tpu.TPUConfig(
+          iterations_per_loop=iterations_per_loop,
+          per_host_input_for_training=tf1.estimator.tpu.InputPipelineConfig.PER_HOST_V2))
+  return tf1.estimator.tpu.TPUEstimator(
+      use_tpu=use_tpu, model_fn=model_fn, config=config, params=dict(params),
+      train_batch_size=train_batch_size, eval_batch_size=eval_batch_size,
+      predict_batch_size=eval_batch_size, export_to_tpu=False)
+
+
+def make_mirrored_estimator(model_fn, model_dir, params, strategy, *,
+                            train_batch_size, save_checkpoints_steps,
+                            keep_checkpoint_max=5, tf_random_seed=None):
+  """An Estimator running the TPUEstimator-style `model_fn` under `strategy`.
+
+  The input_fn gets `params['batch_size']`, the global batch, which the
+  strategy splits across its replicas.
+  """
+  def estimator_model_fn(features, labels, mode, params):
+    return model_fn(features, labels, mode, params).as_estimator_spec()
+
+  config = tf1.estimator.RunConfig(
+      model_dir=model_dir, train_distribute=strategy, eval_distribute=strategy,
+      save_checkpoints_steps=save_checkpoints_steps,
+      keep_checkpoint_max=keep_checkpoint_max, tf_random_seed=tf_random_seed)
+  return tf1.estimator.Estimator(
+      model_fn=estimator_model_fn, config=config,
+      params=dict(params, batch_size=train_batch_size))
+
+
+def check_model_dir(model_dir, identity, build_variables):
+  """Refuses a model_dir that belongs to another run, before anything is written.
+
+  Args:
+    model_dir: the `--model_dir` flag.
+    identity: dict of the flags that define the run (architecture, objective).
+      It must equal what `params.json` in model_dir recorded, if anything.
+    build_variables: callable building the model in the current graph; used
+      to compare variable shapes against an existing checkpoint.
+
+  Raises:
+    ModelDirError: naming the file and the first difference found.
+  """
+  params_path = os.path.join(model_dir, PARAMS_FILE)
+  if os.path.exists(params_path):
+    recorded = fileio.read_json(params_path).get('identity', {})
+    for key in sorted(set(recorded) | set(identity)):
+      if recorded.get(key) != identity.get(key):
+        raise ModelDirError(
+            '--model_dir=%s belongs to another run: %s records %s=%r, the flags '
+            'give %r. Use a new --model_dir.' % (
+                model_dir, params_path, key, recorded.get(key), identity.get(key)))
+  checkpoint = tf1.train.latest_checkpoint(model_dir) if os.path.isdir(model_dir) else None
+  if checkpoint:
+    _check_checkpoint_shapes(model_dir, checkpoint, build_variables)
+
+
+def _check_checkpoint_shapes(model_dir, checkpoint, build_variables):
+  """Compares the model's variables with a checkpoint's, by name and shape."""
+  saved = dict(tf1.train.list_variables(checkpoint))
+  with tf.Graph().as_default():
+    build_variables()
+    for var in tf1.global_variables():
+      name = var.op.name
+      shape = var.shape.as_list()
+      if name not in saved or list(saved[name]) != shape:
+        raise ModelDirError(
+            '--model_dir=%s holds a checkpoint of another architecture (%s): '
+            'variable %s is %s there and %s in this model. Use a new --model_dir.'
+            % (model_dir, checkpoint, name,
+               saved.get(name, 'missing'), shape))
+
+
+def write_params(model_dir, identity, params):
+  """Records the run's identity and full params in model_dir/params.json."""
+  fileio.atomic_write_json(os.path.join(model_dir, PARAMS_FILE),
+                           {'identity': identity, 'params': params})
+
+
+def read_params(model_dir):
+  """Reads the params a trainer recorded in model_dir, or raises naming the file."""
+  path = os.path.join(model_dir, PARAMS_FILE)
+  if not os.path.exists(path):
+    raise FileNotFoundError(
+        '%s not found: --model_dir must be a directory a trainer of this '
+        'project wrote' % path)
+  return fileio.read_json(path)['params']
+
+
+class ProgressHook(tf1.train.SessionRunHook):
+  """Logs steps/sec, examples/sec and the ETA every `every_n_steps` steps."""
+
+  def __init__(self, batch_size, max_steps, every_n_steps=100, extra=None):
+    self._batch_size = batch_size
+    self._max_steps = max_steps
+    self._every = every_n_steps
+    self._extra = extra or {}
+    self._last = None
+
+  def begin(self):
+    self._step = tf1.train.get_global_step()
+
+  def before_run(self, run_context):
+    return tf1.train.SessionRunArgs(dict(self._extra, step=self._step))
+
+  def after_run(self, run_context, run_values):
+    values = run_values.results
+    step, now = int(values['step']) + 1, time.time()
+    if self._last is None:
+      self._last = (step, now)
+      return
+    last_step, last_time = self._last
+    if step - last_step < self._every:
+      return
+    steps_per_sec = (step - last_step) / max(now - last_time, 1e-9)
+    eta = (self._max_steps - step) / max(steps_per_sec, 1e-9)
+    extra = ' '.join('%s=%.4g' % (k, values[k]) for k in sorted(self._extra))
+    tf1.logging.info(
+        'step %d/%d: %.2f steps/sec, %.1f examples/sec, ETA %s %s', step,
+        self._max_steps, steps_per_sec, steps_per_sec * self._batch_size,
+        _format_seconds(eta), extra)
+    self._last = (step, now)
+
+
+def _format_seconds(seconds):
+  minutes, seconds = divmod(int(seconds), 60)
+  hours, minutes = divmod(minutes, 60)
+  return '%dh%02dm%02ds' % (hours, minutes, seconds)
+
+
+class NonFiniteLossHook(tf1.train.SessionRunHook):
+  """Stops training at the first non-finite loss, naming the step and the terms.
+
+  Raising inside `after_run` skips the end-of-training checkpoint, so the
+  last checkpoint on disk stays the last finite one.
+  """
+
+  def __init__(self, terms):
+    """`terms` maps names ('loss', 'hyz', 'rex', ...) to scalar tensors; needs 'loss'."""
+    self._terms = terms
+
+  def begin(self):
+    self._step = tf1.train.get_global_step()
+
+  def before_run(self, run_context):
+    return tf1.train.SessionRunArgs(dict(self._terms, _step=self._step))
+
+  def after_run(self, run_context, run_values):
+    values = run_values.results
+    if np.isfinite(values['loss']):
+      return
+    terms = ', '.join('%s=%s' % (k, values[k]) for k in sorted(self._terms))
+    raise NonFiniteLossError(
+        'training stopped: non-finite loss at step %d (%s); the last checkpoint '
+        'in model_dir is from before it.' % (int(values['_step']) + 1, terms))

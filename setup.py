@@ -1,0 +1,28 @@
+"""Installs the CEB robustness reproduction: resnet_ceb, wrn_cifar and eval."""
+import setuptools
+
+# These pins install and import together on Python 3.9-3.11. Estimators and
+# tf.compat.v1.layers were removed after TensorFlow 2.15, so do not upgrade.
+INSTALL_REQUIRES = [
+    'tensorflow==2.15.1',
+    'tensorflow-probability==0.23.0',
+    'tensorflow-datasets==4.9.4',
+    'tensorflow-metadata==1.14.0',
+    'absl-py',
+    'numpy<2',
+    'Pillow',
+]
+
+setuptools.setup(
+    name='ceb-robustness',
+    version='0.1.0',
+    description='Reproduction of "CEB Improves Model Robustness" (Fischer & Alemi 2020).',
+    packages=['resnet_ceb', 'wrn_cifar', 'eval'],
+    package_data={'eval': ['data/*.txt']},
+    python_requires='>=3.9,<3.12',
+    install_requires=INSTALL_REQUIRES,
+    extras_require={
+        'test': ['pytest'],
+        'plots': ['matplotlib'],
+    },
+)
