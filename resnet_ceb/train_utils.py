@@ -118,10 +118,10 @@ def check_model_dir(model_dir, identity, build_variables):
                 model_dir, params_path, key, recorded.get(key), identity.get(key)))
   checkpoint = tf1.train.latest_checkpoint(model_dir) if os.path.isdir(model_dir) else None
   if checkpoint:
-    _check_checkpoint_shapes(model_dir, checkpoint, build_variables)
+    check_checkpoint_shapes(model_dir, checkpoint, build_variables)
 
 
-def _check_checkpoint_shapes(model_dir, checkpoint, build_variables):
+def check_checkpoint_shapes(model_dir, checkpoint, build_variables):
   """Compares the model's variables with a checkpoint's, by name and shape."""
   saved = dict(tf1.train.list_variables(checkpoint))
   with tf.Graph().as_default():

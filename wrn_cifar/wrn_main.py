@@ -1,0 +1,309 @@
+"""Trains and evaluates the BatchNorm-free WRN-28x10 on CIFAR-10 (section 3.1, A.1).
+
+One run: `python -m wrn_cifar.wrn_main --model_dir DIR --data_dir DIR --loss ceb --rho 3`.
+Re-running the same command resumes from the last checkpoint in --model_dir,
+with the rho jump-start's state (the step at which running training accuracy
+crossed 20%) restored from the checkpoint.
+
+Deviation noted for readers of appendix A.1: the paper does not state the batch
+size; this trainer uses 128 by default (an assumption). With --train_epochs
+shorter than the paper's 1500, the learning-rate drops at epochs 500, 1000 and
+1250 scale proportionally (e.g. 15 epochs: drops after epochs 5, 10, 12.5).
+"""
+import os
+import sys
+
+from absl import app
+from absl import flags
+from absl import logging
+import tensorflow as tf
+
+from resnet_ceb import ceb
+from resnet_ceb import train_utils
+from wrn_cifar import cifar_input
+from wrn_cifar import schedules
+from wrn_cifar import wrn_model
+
+tf1 = tf.compat.v1
+
+NUM_CLASSES = 10
+IMAGE_SIZE = 32
+# Decay of the running training accuracy that arms the second jump-start phase.
+RUNNING_ACCURACY_DECAY = 0.95
+
+FLAGS = flags.FLAGS
+
+
+def define_flags():
+  """Flags, named as in the TPU ResNet reference where one exists there."""
+  flags.DEFINE_string('data_dir', None, 'CIFAR-10 python or binary distribution '
+                      '(or a folder holding one); unset: tfds cifar10.')
+  flags.DEFINE_bool('fake_data', False, 'Random images, for plumbing only.')
+  flags.DEFINE_string('model_dir', None, 'Checkpoints, summaries and params.json.')
+  flags.DEFINE_enum('mode', 'train_and_eval', ['train', 'eval', 'train_and_eval'],
+                    'What to run.')
+  flags.DEFINE_integer('depth', 28, 'WRN depth, 6n+4.')
+  flags.DEFINE_integer('width', 10, 'WRN widening factor k.')
+  flags.DEFINE_string('loss', 'ceb', 'Objective: xent, ceb, cceb or vib.')
+  flags.DEFINE_float('rho', 3.0, 'CEB/VIB control parameter rho (gamma = e^-rho).')
+  flags.DEFINE_bool('jump_start', True, 'Appendix A.1 rho jump-start (100 -> 10 -> rho).')
+  flags.DEFINE_integer('train_epochs', 1500, 'Training epochs.')
+  flags.DEFINE_integer('train_batch_size', 128, 'Training batch (paper: unstated).')
+  flags.DEFINE_integer('eval_batch_size', 500, 'Evaluation batch.')
+  flags.DEFINE_float('base_learning_rate', 1e-3, 'Adam learning rate.')
+  flags.DEFINE_string('augment_name', 'autoaugment', "'autoaugment' or 'none'.")
+  flags.DEFINE_integer('epochs_per_eval', 10, 'Evaluate on the test set every N epochs.')
+  flags.DEFINE_integer('num_train_images', None, 'Use only the first N training images.')
+  flags.DEFINE_integer('num_eval_images', None, 'Use only the first N test images.')
+  flags.DEFINE_integer('iterations_per_loop', 100, 'Steps per TPU loop and log line.')
+  flags.DEFINE_integer('save_checkpoints_steps', None, 'Default: once per epoch.')
+  flags.DEFINE_bool('use_tpu', False, 'Run on a Cloud TPU.')
+  flags.DEFINE_string('tpu', None, 'TPU name, with --use_tpu.')
+  flags.DEFINE_integer('num_gpus', 0, 'More than 1: MirroredStrategy over that many GPUs.')
+  flags.DEFINE_bool('deterministic', False, 'Op determinism and fixed seeds.')
+  flags.DEFINE_integer('seed', 0, 'Seed used with --deterministic.')
+
+
+def _jump_start_state():
+  """The checkpointed state of the jump-start: crossing step and running accuracy."""
+  with tf1.variable_scope('jump_start', reuse=tf1.AUTO_REUSE):
+    threshold_step = tf1.get_variable(
+        'threshold_step', [], tf.int64, tf1.constant_initializer(-1), trainable=False)
+    running_accuracy = tf1.get_variable(
+        'running_accuracy', [], tf.float32, tf1.zeros_initializer(), trainable=False)
+  return threshold_step, running_accuracy
+
+
+def _rho_tensor(params, global_step, threshold_step):
+  """rho for this step: the jump-start schedule, or the constant --rho."""
+  if not params['jump_start']:
+    return tf.constant(params['rho'], tf.float32)
+  return schedules.cifar_rho_tensor(global_step, params['steps_per_epoch'],
+                                    params['rho'], threshold_step)
+
+
+def _update_jump_start(params, global_step, batch_accuracy, threshold_step,
+                       running_accuracy):
+  """Updates the running accuracy and records the first step it exceeds 20%."""
+  new_accuracy = (RUNNING_ACCURACY_DECAY * running_accuracy
+                  + (1.0 - RUNNING_ACCURACY_DECAY) * batch_accuracy)
+  first_phase_done = global_step >= (schedules.FIRST_ANNEAL_EPOCHS
+                                     * params['steps_per_epoch'])
+  crossed = tf.logical_and(
+      tf.logical_and(threshold_step < 0, first_phase_done),
+      new_accuracy > schedules.ACCURACY_THRESHOLD)
+  return tf.group(
+      running_accuracy.assign(new_accuracy),
+      threshold_step.assign(tf.where(crossed, global_step, threshold_step)))
+
+
+def _summaries(head, values):
+  """TensorBoard scalars of the CEB terms and training state."""
+  for name in ('hzx', 'hzy', 'hyz', 'rex'):
+    if name in head:
+      tf1.summary.scalar(name, tf.reduce_mean(head[name]))
+  for name, value in values.items():
+    tf1.summary.scalar(name, value)
+
+
+def _metric_fn(labels, logits, *terms):
+  """Eval metrics: test accuracy and the mean CEB terms."""
+  predictions = tf.argmax(logits, axis=-1, output_type=tf.int32)
+  metrics = {'accuracy': tf1.metrics.accuracy(labels, predictions)}
+  for name, value in zip(('hzx', 'hzy', 'hyz', 'rex'), terms):
+    metrics[name] = tf1.metrics.mean(value)
+  return metrics
+
+
+def wrn_model_fn(features, labels, mode, params):
+  """TPUEstimator model_fn: BN-free WRN + the objective named by params['loss']."""
+  is_training = mode == tf.estimator.ModeKeys.TRAIN
+  net = wrn_model.wrn(params['depth'], params['width'])(features, is_training)
+  global_step = tf1.train.get_or_create_global_step()
+  loss_name = params['loss']
+  summaries = {}
+  weight = None
+  if loss_name != 'xent':
+    threshold_step, running_accuracy = _jump_start_state()
+    rho = _rho_tensor(params, global_step, threshold_step)
+    weight = ceb.rho_weight(loss_name, rho)
+    summaries.update(rho=rho, gamma=weight, running_train_accuracy=running_accuracy)
+  head = ceb.build_head(loss_name, net, labels, NUM_CLASSES, is_training, weight)
+  if mode == tf.estimator.ModeKeys.PREDICT:
+    return tf1.estimator.tpu.TPUEstimatorSpec(
+        mode, predictions={'logits': head['logits'],
+                           'classes': tf.argmax(head['logits'], axis=-1)})
+  loss = head['loss']
+  terms = [head[k] for k in ('hzx', 'hzy', 'hyz', 'rex') if k in head]
+  if mode == tf.estimator.ModeKeys.EVAL:
+    return tf1.estimator.tpu.TPUEstimatorSpec(
+        mode, loss=loss, eval_metrics=(_metric_fn, [labels, head['logits']] + terms))
+  return _train_spec(params, head, loss, global_step, labels, summaries)
+
+
+def _train_spec(params, head, loss, global_step, labels, summaries):
+  """Adam on the scheduled learning rate, jump-start updates, summaries, hooks."""
+  lr = schedules.learning_rate(global_step, params['base_learning_rate'],
+                               params['train_epochs'], params['steps_per_epoch'])
+  optimizer = tf1.train.AdamOptimizer(lr)
+  if params['use_tpu']:
+    optimizer = tf1.tpu.CrossShardOptimizer(optimizer)
+  minimize = optimizer.minimize(loss, global_step)
+  predictions = tf.argmax(head['logits'], axis=-1, output_type=tf.int32)
+  batch_accuracy = tf.reduce_mean(tf.cast(tf.equal(predictions, labels), tf.float32))
+  updates = [minimize]
+  if params['loss'] != 'xent':
+    with tf.control_dependencies([minimize]):
+      updates.append(_update_jump_start(params, global_step, batch_accuracy,
+                                        *_jump_start_state()))
+  summaries.update(learning_rate=lr, train_accuracy=batch_accuracy, loss=loss)
+  if not params['use_tpu']:
+    _summaries(head, summaries)
+  terms = {k: tf.reduce_mean(head[k]) for k in ('hzx', 'hzy', 'hyz', 'rex') if k in head}
+  log_values = dict(terms, loss=loss, lr=lr)
+  if 'rho' in summaries:
+    log_values['rho'] = summaries['rho']
+  hooks = [train_utils.NonFiniteLossHook(dict(terms, loss=loss)),
+           train_utils.ProgressHook(params['batch_size'], params['max_steps'],
+                                    params['log_every_n_steps'], log_values)]
+  return tf1.estimator.tpu.TPUEstimatorSpec(
+      tf.estimator.ModeKeys.TRAIN, loss=loss, train_op=tf.group(*updates),
+      training_hooks=hooks)
+
+
+def eval_logits_fn(params):
+  """Eval-mode logits (CEB: z = f(x)) for float pixels, reusing trained variables."""
+  model = wrn_model.wrn(params['depth'], params['width'])
+
+  def logits_fn(images):
+    net = model(images, False)
+    return ceb.build_head(params['loss'], net, None, NUM_CLASSES, False)['logits']
+
+  return logits_fn
+
+
+def _build_train_variables(params):
+  """Builds the training graph's variables, to compare with a checkpoint's."""
+  def build():
+    tf1.train.get_or_create_global_step()
+    features = tf1.placeholder(tf.float32, [None, IMAGE_SIZE, IMAGE_SIZE, 3])
+    labels = tf1.placeholder(tf.int32, [None])
+    wrn_model_fn(features, labels, tf.estimator.ModeKeys.TRAIN,
+                 dict(params, batch_size=1))
+  return build
+
+
+def _positive(name, value):
+  if value is None or value <= 0:
+    raise ValueError('--%s=%r must be a positive integer' % (name, value))
+
+
+def validate_flags(f):
+  """Checks every flag before anything touches the disk; raises ValueError naming it."""
+  if not f.model_dir:
+    raise ValueError('--model_dir is required')
+  ceb.check_loss_and_rho(f.loss, f.rho)
+  wrn_model.check_depth_and_width(f.depth, f.width)
+  for name in ('train_epochs', 'train_batch_size', 'eval_batch_size', 'epochs_per_eval',
+               'iterations_per_loop'):
+    _positive(name, getattr(f, name))
+  for name in ('num_train_images', 'num_eval_images', 'save_checkpoints_steps'):
+    if getattr(f, name) is not None:
+      _positive(name, getattr(f, name))
+  if f.augment_name not in cifar_input.AUGMENTS:
+    raise ValueError('--augment_name=%r is not one of %s'
+                     % (f.augment_name, ', '.join(cifar_input.AUGMENTS)))
+  if f.use_tpu and not f.tpu:
+    raise ValueError('--use_tpu needs --tpu')
+  if not f.base_learning_rate > 0:
+    raise ValueError('--base_learning_rate=%r must be positive' % f.base_learning_rate)
+
+
+def _load(f, split, limit):
+  images, labels = cifar_input.load_dataset(f.data_dir, split, f.fake_data)
+  return images[:limit], labels[:limit]
+
+
+def params_from_flags(f, num_train):
+  """The params dict every model_fn and input_fn call receives."""
+  steps_per_epoch = num_train // f.train_batch_size
+  if steps_per_epoch < 1:
+    raise ValueError('--train_batch_size=%d is larger than the %d training images'
+                     % (f.train_batch_size, num_train))
+  return {
+      'trainer': 'wrn_cifar', 'dataset': 'cifar10', 'image_size': IMAGE_SIZE,
+      'num_classes': NUM_CLASSES, 'depth': f.depth, 'width': f.width,
+      'loss': f.loss, 'rho': float(f.rho), 'jump_start': f.jump_start,
+      'train_epochs': f.train_epochs, 'train_batch_size': f.train_batch_size,
+      'base_learning_rate': f.base_learning_rate, 'augment_name': f.augment_name,
+      'num_train_images': num_train, 'steps_per_epoch': steps_per_epoch,
+      'max_steps': steps_per_epoch * f.train_epochs, 'use_tpu': f.use_tpu,
+      'log_every_n_steps': min(f.iterations_per_loop, steps_per_epoch),
+      'data_dir': os.path.abspath(f.data_dir) if f.data_dir else None,
+      'fake_data': f.fake_data, 'deterministic': f.deterministic, 'seed': f.seed,
+  }
+
+
+def run_identity(params):
+  """The params that make a model_dir this run's and no other's."""
+  keys = ('trainer', 'depth', 'width', 'loss', 'train_batch_size', 'train_epochs',
+          'augment_name', 'jump_start')
+  identity = {k: params[k] for k in keys}
+  if params['loss'] != 'xent':
+    identity['rho'] = params['rho']
+  return identity
+
+
+def run(f):
+  """Validates, trains with periodic evaluation and returns the last eval metrics."""
+  validate_flags(f)
+  train_images, train_labels = _load(f, 'train', f.num_train_images)
+  eval_images, eval_labels = _load(f, 'test', f.num_eval_images)
+  params = params_from_flags(f, len(train_images))
+  train_utils.check_model_dir(f.model_dir, run_identity(params),
+                              _build_train_variables(params))
+  if f.deterministic:
+    tf.config.experimental.enable_op_determinism()
+  os.makedirs(f.model_dir, exist_ok=True)
+  train_utils.write_params(f.model_dir, run_identity(params), params)
+  estimator = train_utils.make_estimator(
+      wrn_model_fn, f.model_dir, params, use_tpu=f.use_tpu, tpu=f.tpu,
+      num_gpus=f.num_gpus, train_batch_size=f.train_batch_size,
+      eval_batch_size=f.eval_batch_size,
+      save_checkpoints_steps=f.save_checkpoints_steps or params['steps_per_epoch'],
+      iterations_per_loop=params['log_every_n_steps'],
+      tf_random_seed=f.seed if f.deterministic else None)
+  seed = f.seed if f.deterministic else None
+  train_input = cifar_input.build_input_fn(train_images, train_labels, True,
+                                           f.augment_name, seed=seed)
+  eval_input = cifar_input.build_input_fn(eval_images, eval_labels, False, 'none')
+  eval_steps = -(-len(eval_images) // f.eval_batch_size)
+  metrics = None
+  if f.mode == 'eval':
+    return estimator.evaluate(eval_input, steps=eval_steps)
+  every = f.epochs_per_eval * params['steps_per_epoch']
+  for next_stop in list(range(every, params['max_steps'], every)) + [params['max_steps']]:
+    estimator.train(train_input, max_steps=next_stop)
+    if f.mode == 'train_and_eval':
+      metrics = estimator.evaluate(eval_input, steps=eval_steps)
+      logging.info('eval at step %d: %s', metrics['global_step'],
+                   ', '.join('%s=%.4f' % (k, v) for k, v in sorted(metrics.items())))
+  return metrics
+
+
+def main(argv):
+  del argv
+  tf1.logging.set_verbosity(tf1.logging.INFO)
+  try:
+    run(FLAGS)
+  except train_utils.NonFiniteLossError as e:
+    print('error: %s' % e, file=sys.stderr)
+    sys.exit(1)
+  except (ValueError, FileNotFoundError) as e:
+    print('error: %s' % e, file=sys.stderr)
+    sys.exit(2)
+
+
+if __name__ == '__main__':
+  define_flags()
+  app.run(main)
