@@ -142,22 +142,27 @@ def test_rotate_fills_corners():
   np.testing.assert_array_equal(out[-1, -1], FILL)
 
 
+def _shifted(image, pixels, axis):
+  """Returns out with out[i] = image[i + pixels] along `axis`, else FILL."""
+  size = image.shape[axis]
+  src = [slice(None)] * 2
+  dst = [slice(None)] * 2
+  src[axis] = slice(max(pixels, 0), size + min(pixels, 0))
+  dst[axis] = slice(max(-pixels, 0), size - max(pixels, 0))
+  expected = np.empty_like(image)
+  expected[...] = FILL
+  expected[tuple(dst)] = image[tuple(src)]
+  return expected
+
+
 @pytest.mark.parametrize('pixels', [2, -2])
 def test_translate_shifts_and_fills(pixels):
+  """Positive pixels move the content left / up, as PIL's affine."""
   image = _random_image(5, 6)
-  k = abs(pixels)
-  out_x = _run(aa.translate_x, image, pixels, FILL)
-  out_y = _run(aa.translate_y, image, pixels, FILL)
-  if pixels > 0:  # Content moves left / up.
-    np.testing.assert_array_equal(out_x[:, :-k], image[:, k:])
-    np.testing.assert_array_equal(out_x[:, -k:], np.broadcast_to(FILL, (5, k, 3)))
-    np.testing.assert_array_equal(out_y[:-k], image[k:])
-    np.testing.assert_array_equal(out_y[-k:], np.broadcast_to(FILL, (k, 6, 3)))
-  else:
-    np.testing.assert_array_equal(out_x[:, k:], image[:, :-k])
-    np.testing.assert_array_equal(out_x[:, :k], np.broadcast_to(FILL, (5, k, 3)))
-    np.testing.assert_array_equal(out_y[k:], image[:-k])
-    np.testing.assert_array_equal(out_y[:k], np.broadcast_to(FILL, (k, 6, 3)))
+  np.testing.assert_array_equal(_run(aa.translate_x, image, pixels, FILL),
+                                _shifted(image, pixels, axis=1))
+  np.testing.assert_array_equal(_run(aa.translate_y, image, pixels, FILL),
+                                _shifted(image, pixels, axis=0))
 
 
 def test_shear_x_leaves_a_single_row_image_unchanged():
@@ -184,7 +189,8 @@ def test_cutout_fills_a_square_of_side_twice_pad_size():
   pad_size, full_squares = 3, 0
   for _ in range(20):
     filled = np.all(_run(aa.cutout, image, pad_size, FILL) == FILL, axis=-1)
-    rows, cols = np.nonzero(filled.any(axis=1))[0], np.nonzero(filled.any(axis=0))[0]
+    rows = np.nonzero(filled.any(axis=1))[0]
+    cols = np.nonzero(filled.any(axis=0))[0]
     r0, r1, c0, c1 = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
     assert filled.sum() == (r1 - r0) * (c1 - c0)  # A filled rectangle.
     assert r1 - r0 <= 2 * pad_size and c1 - c0 <= 2 * pad_size
@@ -245,8 +251,28 @@ def _augment_dataset(images, name, shape):
   spec = tf.TensorSpec(shape, tf.uint8)
   dataset = tf.data.Dataset.from_generator(lambda: iter(images),
                                            output_signature=spec)
-  return list(dataset.map(
-      lambda image: aa.distort_image_with_autoaugment(image, name)))
+  dataset = dataset.map(
+      lambda image: aa.distort_image_with_autoaugment(image, name))
+  assert dataset.element_spec == spec
+  return list(dataset)
+
+
+@pytest.mark.parametrize('name', ['v0', 'cifar10'])
+def test_every_step_of_a_policy_runs_in_graph_mode(name):
+  # pylint: disable=protected-access
+  spec = aa._POLICIES[name]
+  op_args = spec.level_to_arg()
+  steps = [[(op, 1.0, level)] for subpolicy in spec.subpolicies()
+           for op, _, level in subpolicy]
+
+  @tf.function(input_signature=[tf.TensorSpec([None, None, 3], tf.uint8)])
+  def apply_all(image):
+    return [aa._apply_subpolicy(image, step, op_args, spec.fill)
+            for step in steps]
+
+  image = _random_image(20, 28)
+  for out in apply_all(tf.constant(image)):
+    assert out.shape == image.shape and out.dtype == tf.uint8
 
 
 @pytest.mark.parametrize('name', ['v0', 'cifar10'])
