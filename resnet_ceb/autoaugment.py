@@ -161,7 +161,7 @@ def blend(image1, image2, factor):
 
 
 def _in_range(size, start, stop):
-  """Returns a bool vector of length `size`, true on indices in [start, stop)."""
+  """Returns a bool vector of length `size`, true on [start, stop)."""
   indices = tf.range(size)
   return (indices >= start) & (indices < stop)
 
@@ -207,7 +207,8 @@ def color(image, factor):
 def contrast(image, factor):
   """Scales contrast by blending with the mean gray level (PIL Contrast)."""
   gray = tf.cast(tf.image.rgb_to_grayscale(image), tf.float32)
-  return blend(tf.round(tf.reduce_mean(gray)), image, factor)
+  # PIL rounds the mean half up.
+  return blend(tf.floor(tf.reduce_mean(gray) + 0.5), image, factor)
 
 
 def brightness(image, factor):
@@ -542,8 +543,8 @@ def distort_image_with_autoaugment(image, augmentation_name):
     ValueError: If `augmentation_name` is not a known policy.
   """
   if augmentation_name not in _POLICIES:
-    raise ValueError('Invalid augmentation_name {!r}; expected one of {}.'.format(
-        augmentation_name, sorted(_POLICIES)))
+    raise ValueError('Invalid augmentation_name {!r}; expected one of {}.'
+                     .format(augmentation_name, sorted(_POLICIES)))
   spec = _POLICIES[augmentation_name]
   image = tf.convert_to_tensor(image)
   op_args = spec.level_to_arg()

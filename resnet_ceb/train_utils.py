@@ -153,6 +153,12 @@ def read_params(model_dir):
   return fileio.read_json(path)['params']
 
 
+def setup_logging():
+  """INFO logs once each: TensorFlow's own handler would repeat absl's lines."""
+  tf.get_logger().handlers = []
+  tf1.logging.set_verbosity(tf1.logging.INFO)
+
+
 class ProgressHook(tf1.train.SessionRunHook):
   """Logs steps/sec, examples/sec and the ETA every `every_n_steps` steps."""
 

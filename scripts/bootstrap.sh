@@ -21,28 +21,30 @@ ceb_find_python() {
 }
 
 ceb_bootstrap() {
-  local venv="$ceb_root/.venv" stamp want py
-  want="$(cat "$ceb_root/setup.py" | sha256sum | cut -d' ' -f1)"
+  local venv="$ceb_root/.venv" stamp want py log="$ceb_root/.venv-install.log"
+  want="$(sha256sum < "$ceb_root/setup.py" | cut -d' ' -f1)"
   stamp="$venv/.ceb-setup-sha256"
-  if [[ -x "$venv/bin/python" ]] && ceb_python_ok "$venv/bin/python" \
-      && [[ -f "$stamp" ]] && [[ "$(cat "$stamp")" == "$want" ]]; then
+  if [[ -f "$stamp" ]] && [[ "$(cat "$stamp")" == "$want" ]] \
+      && ceb_python_ok "$venv/bin/python"; then
     source "$venv/bin/activate"
     return 0
   fi
-  if ! py="$(ceb_find_python)"; then
-    local found
-    found="$(python3 --version 2>&1 || echo 'no python3 on PATH')"
-    echo "error: this project needs Python 3.9, 3.10 or 3.11 (TensorFlow 2.15 has no" \
-         "wheel for other versions); found: $found. Install one of them, or point" \
-         "PYTHON=/path/to/python3.11 at it, and run again." >&2
-    return 1
+  if ! ceb_python_ok "$venv/bin/python"; then
+    if ! py="$(ceb_find_python)"; then
+      echo "error: this project needs Python 3.9, 3.10 or 3.11 (TensorFlow 2.15 has" \
+           "no wheel for other versions); found: $(python3 --version 2>&1 ||" \
+           "echo 'no python3 on PATH'). Install one of them, or set" \
+           "PYTHON=/path/to/python3.11, and run again." >&2
+      return 1
+    fi
+    echo "Creating $venv with $("$py" --version 2>&1)..." >&2
+    rm -rf "$venv"
+    "$py" -m venv "$venv" || { echo "error: could not create $venv" >&2; return 1; }
   fi
-  echo "Setting up $venv with $("$py" --version 2>&1) (one-time, a few minutes)..." >&2
-  rm -rf "$venv"
-  "$py" -m venv "$venv" || { echo "error: could not create $venv" >&2; return 1; }
-  "$venv/bin/python" -m pip install --quiet --upgrade pip >&2 || true
-  if ! "$venv/bin/python" -m pip install --quiet -e "$ceb_root[test,plots]" >&2; then
-    echo "error: installing the pinned packages into $venv failed (see above)." >&2
+  echo "Installing the pinned packages into $venv (a few minutes the first time)..." >&2
+  if ! "$venv/bin/python" -m pip install -e "$ceb_root[test,plots]" >"$log" 2>&1; then
+    tail -n 30 "$log" >&2
+    echo "error: installing the pinned packages into $venv failed; full log: $log" >&2
     return 1
   fi
   echo "$want" > "$stamp"

@@ -34,34 +34,35 @@ RUNNING_ACCURACY_DECAY = 0.95
 FLAGS = flags.FLAGS
 
 
-def define_flags():
+def define_flags(flag_values=FLAGS):
   """Flags, named as in the TPU ResNet reference where one exists there."""
+  fv = {'flag_values': flag_values}
   flags.DEFINE_string('data_dir', None, 'CIFAR-10 python or binary distribution '
-                      '(or a folder holding one); unset: tfds cifar10.')
-  flags.DEFINE_bool('fake_data', False, 'Random images, for plumbing only.')
-  flags.DEFINE_string('model_dir', None, 'Checkpoints, summaries and params.json.')
+                      '(or a folder holding one); unset: tfds cifar10.', **fv)
+  flags.DEFINE_bool('fake_data', False, 'Random images, for plumbing only.', **fv)
+  flags.DEFINE_string('model_dir', None, 'Checkpoints, summaries and params.json.', **fv)
   flags.DEFINE_enum('mode', 'train_and_eval', ['train', 'eval', 'train_and_eval'],
-                    'What to run.')
-  flags.DEFINE_integer('depth', 28, 'WRN depth, 6n+4.')
-  flags.DEFINE_integer('width', 10, 'WRN widening factor k.')
-  flags.DEFINE_string('loss', 'ceb', 'Objective: xent, ceb, cceb or vib.')
-  flags.DEFINE_float('rho', 3.0, 'CEB/VIB control parameter rho (gamma = e^-rho).')
-  flags.DEFINE_bool('jump_start', True, 'Appendix A.1 rho jump-start (100 -> 10 -> rho).')
-  flags.DEFINE_integer('train_epochs', 1500, 'Training epochs.')
-  flags.DEFINE_integer('train_batch_size', 128, 'Training batch (paper: unstated).')
-  flags.DEFINE_integer('eval_batch_size', 500, 'Evaluation batch.')
-  flags.DEFINE_float('base_learning_rate', 1e-3, 'Adam learning rate.')
-  flags.DEFINE_string('augment_name', 'autoaugment', "'autoaugment' or 'none'.")
-  flags.DEFINE_integer('epochs_per_eval', 10, 'Evaluate on the test set every N epochs.')
-  flags.DEFINE_integer('num_train_images', None, 'Use only the first N training images.')
-  flags.DEFINE_integer('num_eval_images', None, 'Use only the first N test images.')
-  flags.DEFINE_integer('iterations_per_loop', 100, 'Steps per TPU loop and log line.')
-  flags.DEFINE_integer('save_checkpoints_steps', None, 'Default: once per epoch.')
-  flags.DEFINE_bool('use_tpu', False, 'Run on a Cloud TPU.')
-  flags.DEFINE_string('tpu', None, 'TPU name, with --use_tpu.')
-  flags.DEFINE_integer('num_gpus', 0, 'More than 1: MirroredStrategy over that many GPUs.')
-  flags.DEFINE_bool('deterministic', False, 'Op determinism and fixed seeds.')
-  flags.DEFINE_integer('seed', 0, 'Seed used with --deterministic.')
+                    'What to run.', **fv)
+  flags.DEFINE_integer('depth', 28, 'WRN depth, 6n+4.', **fv)
+  flags.DEFINE_integer('width', 10, 'WRN widening factor k.', **fv)
+  flags.DEFINE_string('loss', 'ceb', 'Objective: xent, ceb, cceb or vib.', **fv)
+  flags.DEFINE_float('rho', 3.0, 'CEB/VIB control parameter rho (gamma = e^-rho).', **fv)
+  flags.DEFINE_bool('jump_start', True, 'Appendix A.1 rho jump-start (100 -> 10 -> rho).', **fv)
+  flags.DEFINE_integer('train_epochs', 1500, 'Training epochs.', **fv)
+  flags.DEFINE_integer('train_batch_size', 128, 'Training batch (paper: unstated).', **fv)
+  flags.DEFINE_integer('eval_batch_size', 500, 'Evaluation batch.', **fv)
+  flags.DEFINE_float('base_learning_rate', 1e-3, 'Adam learning rate.', **fv)
+  flags.DEFINE_string('augment_name', 'autoaugment', "'autoaugment' or 'none'.", **fv)
+  flags.DEFINE_integer('epochs_per_eval', 10, 'Evaluate on the test set every N epochs.', **fv)
+  flags.DEFINE_integer('num_train_images', None, 'Use only the first N training images.', **fv)
+  flags.DEFINE_integer('num_eval_images', None, 'Use only the first N test images.', **fv)
+  flags.DEFINE_integer('iterations_per_loop', 100, 'Steps per TPU loop and log line.', **fv)
+  flags.DEFINE_integer('save_checkpoints_steps', None, 'Default: once per epoch.', **fv)
+  flags.DEFINE_bool('use_tpu', False, 'Run on a Cloud TPU.', **fv)
+  flags.DEFINE_string('tpu', None, 'TPU name, with --use_tpu.', **fv)
+  flags.DEFINE_integer('num_gpus', 0, 'More than 1: MirroredStrategy over that many GPUs.', **fv)
+  flags.DEFINE_bool('deterministic', False, 'Op determinism and fixed seeds.', **fv)
+  flags.DEFINE_integer('seed', 0, 'Seed used with --deterministic.', **fv)
 
 
 def _jump_start_state():
@@ -177,7 +178,8 @@ def eval_logits_fn(params):
 
   def logits_fn(images):
     net = model(images, False)
-    return ceb.build_head(params['loss'], net, None, NUM_CLASSES, False)['logits']
+    return ceb.build_head(params['loss'], net, None,
+                          params.get('num_classes', NUM_CLASSES), False)['logits']
 
   return logits_fn
 
@@ -291,9 +293,17 @@ def run(f):
   return metrics
 
 
+def make_flags(argv):
+  """Parses `argv` (flag strings) into a fresh FlagValues, for in-process runs."""
+  flag_values = flags.FlagValues()
+  define_flags(flag_values)
+  flag_values(['wrn_main'] + list(argv))
+  return flag_values
+
+
 def main(argv):
   del argv
-  tf1.logging.set_verbosity(tf1.logging.INFO)
+  train_utils.setup_logging()
   try:
     run(FLAGS)
   except train_utils.NonFiniteLossError as e:

@@ -1,0 +1,219 @@
+"""The ImageNet input pipeline of the TPU ResNet reference (imagenet_input.py).
+
+`ImageNetInput(...).input_fn(params)` reads the TFRecords the reference's
+conversion script (or `resnet_ceb.make_tfrecords`) writes: `train-*` and
+`validation-*` files of tf.train.Examples with `image/encoded` (JPEG) and
+`image/class/label` (1-based). Labels are shifted to 0-based and checked to
+lie in 0..num_classes-1. Images come out as float pixels in [0, 255] (see
+resnet_preprocessing), batched by `params['batch_size']`.
+
+Unlike the reference, a missing folder or pattern fails at construction with
+a FileNotFoundError, and errors raised while reading (a corrupt record, a bad
+JPEG, a bad label) can be turned into a message naming --data_dir with
+`reading_errors`. With `data_dir=None` or `fake_data=True` the pipeline
+produces random images and labels (the reference's "null input"), for
+plumbing and speed tests only.
+"""
+import contextlib
+import functools
+import os
+
+import tensorflow as tf
+
+from resnet_ceb import resnet_preprocessing
+
+NUM_CLASSES = 1000
+# Per-file read buffer, as the reference.
+READ_BUFFER_BYTES = 8 * 1024 * 1024
+CYCLE_LENGTH = 16
+SHUFFLE_BUFFER = 1024
+CACHED_SHUFFLE_BUFFER = 16 * 1024
+FAKE_SEED = 0
+
+
+class ImageNetDataError(ValueError):
+  """Reading the TFRecords failed; the message names --data_dir and the cause."""
+
+
+def file_pattern(data_dir, is_training):
+  """The reference's shard pattern: data_dir/train-* or data_dir/validation-*."""
+  return os.path.join(data_dir, 'train-*' if is_training else 'validation-*')
+
+
+def check_files(data_dir, is_training):
+  """Lists the split's files, raising FileNotFoundError naming --data_dir if none."""
+  pattern = file_pattern(data_dir, is_training)
+  if not tf.io.gfile.isdir(data_dir):
+    raise FileNotFoundError('--data_dir=%s is not a directory (expected TFRecord '
+                            'files matching %s)' % (data_dir, pattern))
+  files = tf.io.gfile.glob(pattern)
+  if not files:
+    raise FileNotFoundError('--data_dir=%s holds no files matching %s (make them '
+                            'with python -m resnet_ceb.make_tfrecords)'
+                            % (data_dir, pattern))
+  return sorted(files)
+
+
+def _input_pipeline_error(error):
+  """Whether a TF error was raised by a tf.data iterator rather than the model."""
+  return 'IteratorGetNext' in error.message or 'Iterator' in getattr(
+      error.op, 'type', '')
+
+
+@contextlib.contextmanager
+def reading_errors(data_dir):
+  """Re-raises input-pipeline read errors as ImageNetDataError naming --data_dir.
+
+  A corrupt or truncated record surfaces as DataLossError, an undecodable JPEG
+  or a label outside 1..num_classes as InvalidArgumentError; both only when a
+  batch is read, deep inside Estimator.train/evaluate.
+  """
+  try:
+    yield
+  except (tf.errors.DataLossError, tf.errors.InvalidArgumentError) as e:
+    if not _input_pipeline_error(e):
+      raise
+    cause = e.message.strip().splitlines()[0]
+    raise ImageNetDataError(
+        '--data_dir=%s: reading the ImageNet TFRecords failed (%s: %s). A record '
+        'is corrupt or truncated, an image is not a decodable JPEG, or a label '
+        'is outside 1..%d; rewrite the files with python -m '
+        'resnet_ceb.make_tfrecords.' % (data_dir, type(e).__name__, cause,
+                                        NUM_CLASSES)) from e
+
+
+class ImageNetInput:
+  """The reference's ImageNet input: TFRecords -> preprocessed (image, label) batches.
+
+  Args:
+    is_training: read train-* with random crops, shuffling and repetition;
+      else validation-* once, in order, center-cropped.
+    data_dir: folder of the TFRecords; None means fake data.
+    image_size: output side in pixels.
+    augment_name: None or 'autoaugment' (training only).
+    use_bfloat16: emit bfloat16 images (TPU).
+    fake_data: random images and labels instead of files.
+    cache: cache the decoded records in memory (the reference's --use_cache).
+    num_classes: labels must lie in 1..num_classes in the files.
+    num_examples: evaluation reads at most this many records.
+    seed: seeds shuffling and makes the pipeline deterministic; None: fast
+      non-deterministic reading, as the reference's sloppy interleave.
+
+  Raises:
+    FileNotFoundError: data_dir or its split's files are missing.
+    ValueError: unknown augment_name.
+  """
+
+  def __init__(self, is_training, data_dir, image_size=224, augment_name=None,
+               use_bfloat16=False, fake_data=False, cache=False,
+               num_classes=NUM_CLASSES, num_examples=None, seed=None):
+    resnet_preprocessing.check_augment_name(augment_name)
+    self.is_training = is_training
+    self.data_dir = None if fake_data or not data_dir else data_dir
+    self.image_size = image_size
+    self.augment_name = augment_name
+    self.use_bfloat16 = use_bfloat16
+    self.cache = cache
+    self.num_classes = num_classes
+    self.num_examples = num_examples
+    self.seed = seed
+    if self.data_dir:
+      check_files(self.data_dir, is_training)
+
+  @property
+  def file_pattern(self):
+    return file_pattern(self.data_dir, self.is_training)
+
+  def dataset_parser(self, value):
+    """Parses one serialized Example into (image, 0-based label)."""
+    parsed = tf.io.parse_single_example(value, {
+        'image/encoded': tf.io.FixedLenFeature((), tf.string, ''),
+        'image/class/label': tf.io.FixedLenFeature([], tf.int64, -1),
+    })
+    image = resnet_preprocessing.preprocess_image(
+        parsed['image/encoded'], self.is_training, self.image_size,
+        self.use_bfloat16, self.augment_name if self.is_training else None)
+    return image, self._checked_label(parsed['image/class/label'])
+
+  def _checked_label(self, label):
+    """Subtracts one (labels are 1-based in the files) after checking the range."""
+    valid = tf.logical_and(label >= 1, label <= self.num_classes)
+    check = tf.debugging.Assert(valid, [
+        'ImageNet label outside 1..%d in %s: image/class/label =' % (
+            self.num_classes, self.file_pattern), label])
+    with tf.control_dependencies([check]):
+      return tf.cast(label, tf.int32) - 1
+
+  def _fake_example(self, index):
+    """A random image and label, a pure function of the index."""
+    seed = tf.stack([tf.constant(FAKE_SEED, tf.int64), index])
+    image = tf.random.stateless_uniform(
+        [self.image_size, self.image_size, 3], seed, maxval=255.0)
+    label = tf.random.stateless_uniform(
+        [], seed + 1, maxval=self.num_classes, dtype=tf.int32)
+    return tf.cast(image, tf.bfloat16 if self.use_bfloat16 else tf.float32), label
+
+  def _records(self, host, num_hosts):
+    """The serialized Examples of this host's share of the files."""
+    deterministic = self.seed is not None
+    files = tf.data.Dataset.list_files(self.file_pattern, shuffle=self.is_training,
+                                       seed=self.seed)
+    files = files.shard(num_hosts, host)
+    if self.is_training and not self.cache:
+      files = files.repeat()
+    records = files.interleave(
+        functools.partial(tf.data.TFRecordDataset, buffer_size=READ_BUFFER_BYTES),
+        cycle_length=CYCLE_LENGTH, num_parallel_calls=tf.data.AUTOTUNE,
+        deterministic=deterministic or not self.is_training)
+    if self.cache:
+      records = records.cache()
+    if not self.is_training:
+      return records
+    buffer = CACHED_SHUFFLE_BUFFER if self.cache else SHUFFLE_BUFFER
+    records = records.shuffle(buffer, seed=self.seed)
+    return records.repeat() if self.cache else records
+
+  def make_source_dataset(self, host=0, num_hosts=1):
+    """Parsed (image, label) examples, before batching."""
+    if self.data_dir is None:
+      dataset = tf.data.Dataset.range(2**62).map(self._fake_example)
+    else:
+      dataset = self._records(host, num_hosts).map(
+          self.dataset_parser, num_parallel_calls=tf.data.AUTOTUNE,
+          deterministic=self.seed is not None or not self.is_training)
+    if not self.is_training and self.num_examples:
+      dataset = dataset.take(self.num_examples)
+    return dataset
+
+  def input_fn(self, params):
+    """TPUEstimator input_fn: batches of (images [B, H, W, 3], labels [B]).
+
+    Training drops the last partial batch (and so does evaluation on TPU,
+    which needs static shapes); evaluation off TPU keeps it.
+    """
+    batch_size = params['batch_size']
+    host, num_hosts = 0, 1
+    if 'context' in params:
+      host = params['context'].current_input_fn_deployment()[1]
+      num_hosts = params['context'].num_hosts
+    drop_remainder = self.is_training or bool(params.get('use_tpu'))
+    dataset = self.make_source_dataset(host, num_hosts)
+    dataset = dataset.batch(batch_size, drop_remainder=drop_remainder)
+    return dataset.prefetch(tf.data.AUTOTUNE)
+
+
+def image_serving_input_fn(image_size=224):
+  """Serving input of JPEG bytes ('image_bytes'), center-cropped as in eval."""
+  image_bytes = tf.compat.v1.placeholder(tf.string, [None], name='image_bytes')
+  images = tf.map_fn(
+      lambda b: resnet_preprocessing.preprocess_image(b, False, image_size),
+      image_bytes, fn_output_signature=tf.float32)
+  return tf.estimator.export.TensorServingInputReceiver(
+      images, {'image_bytes': image_bytes})
+
+
+def pixel_serving_input_fn(image_size=224):
+  """Serving input of float pixels [B, image_size, image_size, 3] in [0, 255]."""
+  images = tf.compat.v1.placeholder(
+      tf.float32, [None, image_size, image_size, 3], name='images')
+  return tf.estimator.export.TensorServingInputReceiver(images, {'images': images})

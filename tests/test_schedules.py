@@ -1,0 +1,48 @@
+"""The CIFAR rho jump-start and learning-rate schedule (appendix A.1)."""
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from wrn_cifar import schedules
+
+tf1 = tf.compat.v1
+SPE = 100  # steps per epoch
+
+
+def test_first_phase_falls_from_100_to_10_over_two_epochs():
+  assert schedules.cifar_rho(0, SPE, 3.0, None) == 100.0
+  assert schedules.cifar_rho(SPE, SPE, 3.0, None) == pytest.approx(55.0)
+  assert schedules.cifar_rho(2 * SPE, SPE, 3.0, None) == pytest.approx(10.0)
+  # Without a 20% crossing rho waits at 10, however long.
+  assert schedules.cifar_rho(50 * SPE, SPE, 3.0, None) == pytest.approx(10.0)
+
+
+def test_second_phase_falls_to_target_over_one_epoch_after_crossing():
+  crossed = 250
+  assert schedules.cifar_rho(crossed, SPE, -1.0, crossed) == pytest.approx(10.0)
+  assert schedules.cifar_rho(crossed + SPE // 2, SPE, -1.0, crossed) == pytest.approx(4.5)
+  assert schedules.cifar_rho(crossed + SPE, SPE, -1.0, crossed) == pytest.approx(-1.0)
+  assert schedules.cifar_rho(crossed + 40 * SPE, SPE, 5.0, crossed) == pytest.approx(5.0)
+
+
+def test_graph_form_matches_plain_form_at_corners():
+  cases = [(s, t) for s in (0, 1, 99, 100, 199, 200, 250, 300, 349, 350, 10_000)
+           for t in (None, 200, 250)]
+  with tf.Graph().as_default(), tf1.Session() as sess:
+    step = tf1.placeholder(tf.int64, [])
+    threshold = tf1.placeholder(tf.int64, [])
+    rho = schedules.cifar_rho_tensor(step, SPE, 2.5, threshold)
+    for s, t in cases:
+      value = sess.run(rho, {step: s, threshold: -1 if t is None else t})
+      assert value == pytest.approx(schedules.cifar_rho(s, SPE, 2.5, t), abs=1e-5)
+
+
+def test_learning_rate_drops_by_0_3_at_scaled_boundaries():
+  assert schedules.lr_boundaries(1500, 10) == [5000, 10000, 12500]
+  assert schedules.lr_boundaries(15, 10) == [50, 100, 125]
+  with tf.Graph().as_default(), tf1.Session() as sess:
+    step = tf1.placeholder(tf.int64, [])
+    lr = schedules.learning_rate(step, 1e-3, 15, 10)
+    values = [sess.run(lr, {step: s}) for s in (0, 50, 51, 100, 101, 125, 126, 150)]
+  np.testing.assert_allclose(
+      values, [1e-3, 1e-3, 3e-4, 3e-4, 9e-5, 9e-5, 2.7e-5, 2.7e-5], rtol=1e-5)
