@@ -13,7 +13,6 @@ file mapping corruption -> error of a baseline model (or a cifar10_c result file
 of it), it also reports each CE_c = E_c / B_c and mCE = mean_c CE_c: the
 paper's footnote 2 normalizes by the baseline's errors instead of AlexNet's.
 """
-import argparse
 import os
 
 import numpy as np
@@ -157,7 +156,8 @@ def summarize(items, corruptions, severities, baseline=None, baseline_path=None)
 
   CE and mCE need all five severities (else they are None).
   """
-  errors = {c: [items['%s/%d' % (c, s)]['error'] for s in severities] for c in corruptions}
+  errors = {c: [items[imagenet_c.item_key(c, s)]['error'] for s in severities]
+            for c in corruptions}
   corruption_errors = {c: float(np.mean(e)) for c, e in errors.items()}
   summary = {
       'corruption_errors': corruption_errors,
@@ -214,7 +214,7 @@ def evaluate(model, data_dir, *, output, corruptions=None, severities=SEVERITIES
                               results.header_for(model, flags, 'cifar10_c'))
   for corruption in corruptions:
     for severity in severities:
-      key = '%s/%d' % (corruption, severity)
+      key = imagenet_c.item_key(corruption, severity)
       if result.done(key):
         continue
       rows = severity_rows(len(labels), severity)
@@ -245,7 +245,7 @@ def run(args):
 
 def build_parser():
   """The command-line flags of `python -m eval.cifar10_c`."""
-  parser = argparse.ArgumentParser(
+  parser = clean.ArgumentParser(
       prog='python -m eval.cifar10_c', description='CIFAR-10-C errors and mCE.')
   parser.add_argument('--model_dir', required=True, help='A trainer\'s model_dir.')
   parser.add_argument('--checkpoint', help='Checkpoint prefix; default: the latest.')

@@ -66,8 +66,11 @@ def array_input_fn(images, labels, batch_size):
 
 
 def require_classes(model, num_classes, dataset):
-  """Raises ValueError unless the model classifies into `num_classes` classes."""
-  found = model.params.get('num_classes')
+  """Raises ValueError unless the model classifies into `num_classes` classes.
+
+  The CIFAR trainer records `num_classes`, the ImageNet one `num_label_classes`.
+  """
+  found = model.params.get('num_classes', model.params.get('num_label_classes'))
   if found != num_classes:
     raise ValueError('--model_dir=%s is a %s-class model; %s needs %d classes'
                      % (model.model_dir, found, dataset, num_classes))
@@ -84,14 +87,17 @@ def output_path(args, model, evaluation):
   return args.output or results.default_path(model.model_dir, evaluation, model.step)
 
 
-def run_cli(parser, run, argv=None):
-  """Parses argv and calls `run(args)`; bad input exits 2 with `error: <message>`.
+class ArgumentParser(argparse.ArgumentParser):
+  """An argparse parser whose flag errors reach `run_cli` as ValueError."""
 
-  argparse itself reports malformed flags the same way (exit 2, `error: ...`).
-  """
-  args = parser.parse_args(argv)
+  def error(self, message):
+    raise ValueError('%s (see --help)' % message)
+
+
+def run_cli(parser, run, argv=None):
+  """Parses argv and calls `run(args)`; bad input exits 2 with `error: <message>`."""
   try:
-    return run(args)
+    return run(parser.parse_args(argv))
   except (ValueError, FileNotFoundError) as e:
     print('error: %s' % e, file=sys.stderr)
     sys.exit(2)
@@ -118,8 +124,8 @@ def evaluate(model, images, labels, *, output, batch_size=500, flags=None):
   if not result.done('test'):
     result.add('test', item_value(*count_correct(model, input_fn)))
   item = result.items['test']
-  return result.finish({'accuracy': 1.0 - item['error'], 'error': item['error'],
-                        'num_examples': item['num_examples']})
+  return result.finish({'accuracy': item['num_correct'] / item['num_examples'],
+                        'error': item['error'], 'num_examples': item['num_examples']})
 
 
 def run(args):
@@ -140,7 +146,7 @@ def run(args):
 
 def build_parser():
   """The command-line flags of `python -m eval.clean`."""
-  parser = argparse.ArgumentParser(
+  parser = ArgumentParser(
       prog='python -m eval.clean', description='Clean test accuracy of a CIFAR-10 model.')
   parser.add_argument('--model_dir', required=True, help='A trainer\'s model_dir.')
   parser.add_argument('--checkpoint', help='Checkpoint prefix; default: the latest.')

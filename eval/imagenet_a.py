@@ -7,7 +7,6 @@ image's shorter side to 256 and center-crops 224, takes the top-1 over the
 model's 1000 logits restricted to the 200 ImageNet-A classes (as the dataset's
 reference evaluation does) and writes one result file `imagenet_a`.
 """
-import argparse
 import functools
 import os
 
@@ -133,7 +132,7 @@ def evaluate(model, data_dir, *, output, batch_size=100, resize_size=256,
         batch_size, class_indices=imagenet_a_indices())
     result.add(ITEM, clean.item_value(*counts))
   item = result.items[ITEM]
-  return result.finish(dict(item, accuracy=1.0 - item['error']))
+  return result.finish(dict(item, accuracy=item['num_correct'] / item['num_examples']))
 
 
 def run(args):
@@ -150,7 +149,7 @@ def run(args):
 
 def build_parser():
   """The command-line flags of `python -m eval.imagenet_a`."""
-  parser = argparse.ArgumentParser(
+  parser = clean.ArgumentParser(
       prog='python -m eval.imagenet_a', description='ImageNet-A top-1 error.')
   parser.add_argument('--model_dir', required=True, help='A trainer\'s model_dir.')
   parser.add_argument('--checkpoint', help='Checkpoint prefix; default: the latest.')

@@ -15,7 +15,6 @@ is created. A file that does not decode or has the wrong size is found when its
 then holds only the items finished before, and re-running resumes after them.
 This module also holds the image-folder pieces eval.imagenet_a reuses.
 """
-import argparse
 import functools
 import os
 import re
@@ -268,7 +267,8 @@ def _check_folder(path, what):
 
 def _check_root(root, corruptions, severities):
   """Checks the corruption and severity folders of the requested part of the tree."""
-  _check_folder(root, '--data_dir ImageNet-C root')
+  if not os.path.isdir(root):
+    raise DataError('--data_dir=%s: ImageNet-C root folder not found' % root)
   for name in _subdirs(root):
     if name not in CORRUPTIONS + EXTRA_CORRUPTIONS:
       raise DataError('%s: unknown corruption folder (expected: %s)'
@@ -408,7 +408,7 @@ def run(args):
 
 def build_parser():
   """The command-line flags of `python -m eval.imagenet_c`."""
-  parser = argparse.ArgumentParser(
+  parser = clean.ArgumentParser(
       prog='python -m eval.imagenet_c', description='ImageNet-C errors and mCE.')
   parser.add_argument('--model_dir', required=True, help='A trainer\'s model_dir.')
   parser.add_argument('--checkpoint', help='Checkpoint prefix; default: the latest.')

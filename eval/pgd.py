@@ -33,6 +33,7 @@ import numbers
 import os
 import sys
 import time
+from typing import Optional
 
 import numpy as np
 import tensorflow as tf
@@ -72,20 +73,24 @@ def _is_int(value):
 
 
 def check_epsilon(value, name='epsilon'):
+  """An attack radius: a finite real number >= 0 (0 reproduces clean accuracy)."""
   _require(_is_finite_real(value) and value >= 0,
            '%s=%r must be a finite number >= 0' % (name, value))
 
 
 def check_num_steps(value, name='num_steps'):
+  """A step count: an integer >= 1."""
   _require(_is_int(value) and value >= 1, '%s=%r must be an integer >= 1' % (name, value))
 
 
 def check_step_size(value, name='step_size'):
+  """A step size: None (the paper's default) or a finite number > 0."""
   _require(value is None or (_is_finite_real(value) and value > 0),
            '%s=%r must be a finite number > 0 (or None for 4/3*eps/n)' % (name, value))
 
 
 def check_seed(value, name='seed'):
+  """A seed numpy's RandomState accepts."""
   _require(_is_int(value) and 0 <= value <= _MAX_SEED,
            '%s=%r must be an integer in [0, 2**32 - 1]' % (name, value))
 
@@ -176,6 +181,9 @@ class _Attack:
 def _make_attack(norm, epsilon, num_steps, step_size, targeted, target_labels,
                  clip_min, clip_max):
   """Validates the attack arguments and returns an `_Attack`."""
+  _require(not tf.executing_eagerly(),
+           'PGD builds graph-mode ops (tf.gradients): call it inside a tf.Graph, '
+           'e.g. in an Estimator model_fn')
   _require(norm in NORMS, 'norm=%r is not one of %s' % (norm, ', '.join(NORMS)))
   check_epsilon(epsilon)
   check_num_steps(num_steps)
@@ -283,6 +291,8 @@ def pgd_worst_case(logits_fn, x, labels, *, norm, epsilon, num_steps, step_size=
                         target_labels, clip_min, clip_max)
   x = _as_pixels(x)
   labels = tf.cast(labels, tf.int32)
+  if targeted:
+    target_labels = tf.cast(target_labels, tf.int32)
   logits_fn(x)  # Creates the variables outside control flow.
 
   def body(restart, correct, hit):
@@ -293,7 +303,7 @@ def pgd_worst_case(logits_fn, x, labels, *, norm, epsilon, num_steps, step_size=
         logits_fn, attack.run(logits_fn, x, labels, target_labels, start))
     correct = tf.logical_and(correct, tf.equal(predicted, labels))
     if targeted:
-      hit = tf.logical_or(hit, tf.equal(predicted, tf.cast(target_labels, tf.int32)))
+      hit = tf.logical_or(hit, tf.equal(predicted, target_labels))
     return restart + 1, correct, hit
 
   everywhere = tf.ones_like(labels, dtype=tf.bool)
@@ -356,7 +366,7 @@ class PgdConfig:
   """
   norm: str = 'linf'
   num_steps: int = 20
-  step_size: float = None
+  step_size: Optional[float] = None
   targeted: bool = False
   target_seed: int = 0
   random_start: bool = False
@@ -386,6 +396,7 @@ class PgdConfig:
     return 'pgd_%s%s' % (self.norm, '_targeted' if self.targeted else '')
 
   def step_size_for(self, epsilon):
+    """The step size used at `epsilon` (recorded in each result item)."""
     if self.step_size is not None:
       return float(self.step_size)
     return default_step_size(epsilon, self.num_steps)
@@ -435,24 +446,20 @@ def array_examples(images, labels):
 
 def _input_fn(examples_fn, config, num_classes):
   """Batches of feature dicts: image, label, index and (targeted) target."""
+  def with_index(index, example):
+    return {'image': example[0], 'label': example[1], 'index': index}
+
+  def with_target(features, offset):
+    return dict(features, target=(features['label'] + offset) % num_classes)
+
   def input_fn(params):
     del params
-    dataset = examples_fn().enumerate()
+    dataset = examples_fn().enumerate().map(with_index)
     if config.targeted:
       offsets = tf.data.Dataset.from_generator(
           lambda: _target_offset_chunks(num_classes, config.target_seed),
           output_signature=tf.TensorSpec([None], tf.int32)).unbatch()
-    else:
-      offsets = tf.data.Dataset.from_tensors(0).repeat()
-
-    def features(indexed, offset):
-      index, (image, label) = indexed
-      out = {'image': image, 'label': label, 'index': index}
-      if config.targeted:
-        out['target'] = (label + offset) % num_classes
-      return out
-
-    dataset = tf.data.Dataset.zip((dataset, offsets)).map(features)
+      dataset = tf.data.Dataset.zip((dataset, offsets)).map(with_target)
     return dataset.batch(config.batch_size).prefetch(1)
 
   return input_fn
@@ -471,7 +478,7 @@ def _predict_fn(epsilon, config):
         logits_fn, images, labels, num_restarts=config.num_restarts,
         seed=batch_seed, target_labels=features.get('target'),
         random_start=config.random_start, norm=config.norm, epsilon=epsilon,
-        num_steps=config.num_steps, step_size=config.step_size_for(epsilon))
+        num_steps=config.num_steps, step_size=config.step_size)
     return dict(outcome, clean_correct=tf.equal(clean, labels))
 
   return predict_fn
@@ -624,17 +631,17 @@ def build_parser():
   add('--dataset', choices=DATASETS, help="Default: the model's (params.json).")
   add('--data_dir', help='CIFAR-10 folder, or ImageNet validation TFRecords.')
   add('--fake_data', action='store_true', help='Random images, for plumbing only.')
-  add('--norm', choices=NORMS, default='linf')
+  add('--norm', choices=NORMS, default='linf', help='Threat model.')
   add('--epsilons', required=True, help='Comma list of radii in pixel units, e.g. 0,2,8.')
-  add('--num_steps', type=int, default=20)
+  add('--num_steps', type=int, default=20, help='PGD steps n (paper: 20).')
   add('--step_size', type=float, help='Default 4/3*eps/num_steps.')
   add('--targeted', action='store_true', help='Aim at seeded random wrong classes.')
-  add('--target_seed', type=int, default=0)
+  add('--target_seed', type=int, default=0, help='Seeds the targets.')
   add('--random_start', action='store_true', help='Start at a random point of the ball.')
   add('--seed', type=int, default=0, help='Seeds the random starts.')
   add('--num_restarts', type=int, default=1, help='Worst case over restarts.')
   add('--num_examples', type=int, help='Attack only the first N test examples.')
-  add('--batch_size', type=int, default=100)
+  add('--batch_size', type=int, default=100, help='Examples per session.run.')
   add('--output', help='Result file; default MODEL_DIR/results/<evaluation>-step<N>.json.')
   return parser
 

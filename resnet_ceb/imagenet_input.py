@@ -56,8 +56,17 @@ def check_files(data_dir, is_training):
 
 def _input_pipeline_error(error):
   """Whether a TF error was raised by a tf.data iterator rather than the model."""
-  return 'IteratorGetNext' in error.message or 'Iterator' in getattr(
-      error.op, 'type', '')
+  return 'GetNext' in error.message
+
+
+_BOILERPLATE = ('Graph execution error', 'Detected at node', 'Node:')
+
+
+def _error_cause(message):
+  """The line of a TF error message that says what went wrong."""
+  lines = [line.strip() for line in message.splitlines()
+           if line and not line[0].isspace() and not line.startswith(_BOILERPLATE)]
+  return lines[-1] if lines else message.strip()
 
 
 @contextlib.contextmanager
@@ -73,13 +82,12 @@ def reading_errors(data_dir):
   except (tf.errors.DataLossError, tf.errors.InvalidArgumentError) as e:
     if not _input_pipeline_error(e):
       raise
-    cause = e.message.strip().splitlines()[0]
     raise ImageNetDataError(
         '--data_dir=%s: reading the ImageNet TFRecords failed (%s: %s). A record '
         'is corrupt or truncated, an image is not a decodable JPEG, or a label '
-        'is outside 1..%d; rewrite the files with python -m '
-        'resnet_ceb.make_tfrecords.' % (data_dir, type(e).__name__, cause,
-                                        NUM_CLASSES)) from e
+        'is out of range; rewrite the files with python -m '
+        'resnet_ceb.make_tfrecords.'
+        % (data_dir, type(e).__name__, _error_cause(e.message))) from e
 
 
 class ImageNetInput:
@@ -87,13 +95,13 @@ class ImageNetInput:
 
   Args:
     is_training: read train-* with random crops, shuffling and repetition;
-      else validation-* once, in order, center-cropped.
+      else validation-* once, in a fixed order, center-cropped.
     data_dir: folder of the TFRecords; None means fake data.
     image_size: output side in pixels.
     augment_name: None or 'autoaugment' (training only).
     use_bfloat16: emit bfloat16 images (TPU).
     fake_data: random images and labels instead of files.
-    cache: cache the decoded records in memory (the reference's --use_cache).
+    cache: cache the serialized records in memory (the reference's --use_cache).
     num_classes: labels must lie in 1..num_classes in the files.
     num_examples: evaluation reads at most this many records.
     seed: seeds shuffling and makes the pipeline deterministic; None: fast
@@ -122,6 +130,7 @@ class ImageNetInput:
 
   @property
   def file_pattern(self):
+    """This split's shard pattern under data_dir."""
     return file_pattern(self.data_dir, self.is_training)
 
   def dataset_parser(self, value):
@@ -132,7 +141,8 @@ class ImageNetInput:
     })
     image = resnet_preprocessing.preprocess_image(
         parsed['image/encoded'], self.is_training, self.image_size,
-        self.use_bfloat16, self.augment_name if self.is_training else None)
+        self.use_bfloat16, self.augment_name if self.is_training else None,
+        self.seed)
     return image, self._checked_label(parsed['image/class/label'])
 
   def _checked_label(self, label):

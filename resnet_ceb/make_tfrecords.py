@@ -91,6 +91,7 @@ def make_example(jpeg_bytes, label, synset, height, width, filename):
 
 
 def _encode_jpeg(image, quality):
+  """A PIL image as JPEG bytes."""
   buffer = io.BytesIO()
   image.save(buffer, format='JPEG', quality=quality)
   return buffer.getvalue()
@@ -249,6 +250,7 @@ def run(f):
 
 
 def main(argv):
+  """Entry point: runs the tool, printing `error: ...` (exit 2) for bad input."""
   del argv
   try:
     run(FLAGS)

@@ -156,7 +156,9 @@ def rho_weight_schedule(params, global_step):
   """gamma (CEB, cCEB) or beta (VIB) at global_step, with Listing 3's jump-start.
 
   gamma is interpolated linearly from rho_weight(100) to rho_weight(--rho) over
-  the first anneal_rho steps, as Listing 3's `lerp` on gamma does.
+  the first anneal_rho steps, as Listing 3's `lerp` on gamma does. As there,
+  the arithmetic is float32, where e^-100 is a denormal that CPUs and TPUs
+  flush to zero: the first step trains with gamma = 0.
   """
   weight = ceb.rho_weight(params['loss'], params['rho'])
   if params['anneal_rho'] > 0:
@@ -177,7 +179,7 @@ def build_network(features, is_training, params, precision):
   """The ResNet pre-logits f(x) in float32; under bfloat16_scope if asked (TPU)."""
   network = resnet_model.resnet_v1(
       params['resnet_depth'], params['num_label_classes'],
-      params['width_multiplier'], params.get('data_format', 'channels_last'))
+      params['width_multiplier'], params['data_format'])
   if precision == 'bfloat16':
     with tf1.tpu.bfloat16_scope():
       net = network(tf.cast(features, tf.bfloat16), is_training)
@@ -323,6 +325,7 @@ def eval_logits_fn(params):
 
 
 def _positive(f, names):
+  """Raises ValueError naming the first flag in `names` that is not a positive int."""
   for name in names:
     value = getattr(f, name)
     if value is None or value < 1:
@@ -330,6 +333,7 @@ def _positive(f, names):
 
 
 def _finite(name, value, low, high=float('inf'), high_open=False):
+  """Raises ValueError naming --name unless low <= value <= high (or < high)."""
   ok = math.isfinite(value) and low <= value and (
       value < high if high_open else value <= high)
   if not ok:
@@ -496,6 +500,9 @@ def run(f):
                             % f.model_dir)
   if f.deterministic:
     tf.config.experimental.enable_op_determinism()
+    # Unseeded Keras initializers (e.g. the b(z|y) dense layer) draw their
+    # seeds from Python's `random`, which this seeds too.
+    tf.keras.utils.set_random_seed(f.seed)
   if f.mode != 'eval':
     os.makedirs(f.model_dir, exist_ok=True)
     train_utils.write_params(f.model_dir, identity, params)
@@ -516,6 +523,7 @@ def run(f):
 
 
 def main(argv):
+  """Entry point: `error: ...` and exit 2 for bad flags or data, 1 if training diverged."""
   del argv
   tf1.logging.set_verbosity(tf1.logging.INFO)
   try:

@@ -26,7 +26,8 @@ AUTOAUGMENT_POLICY = 'v0'
 
 def distorted_bounding_box_crop(image_bytes, bbox, min_object_covered=0.1,
                                 aspect_ratio_range=(0.75, 1.33),
-                                area_range=(0.05, 1.0), max_attempts=100):
+                                area_range=(0.05, 1.0), max_attempts=100,
+                                seed=None):
   """Decodes a random crop of a JPEG, sampled as in Inception training.
 
   Args:
@@ -36,6 +37,7 @@ def distorted_bounding_box_crop(image_bytes, bbox, min_object_covered=0.1,
     aspect_ratio_range: allowed width / height of the crop.
     area_range: allowed fraction of the image area.
     max_attempts: samples tried before returning the whole image.
+    seed: op seed for deterministic runs; None leaves the op unseeded.
 
   Returns:
     The uint8 [h, w, 3] crop.
@@ -44,7 +46,9 @@ def distorted_bounding_box_crop(image_bytes, bbox, min_object_covered=0.1,
   bbox_begin, bbox_size, _ = tf.image.sample_distorted_bounding_box(
       shape, bounding_boxes=bbox, min_object_covered=min_object_covered,
       aspect_ratio_range=aspect_ratio_range, area_range=area_range,
-      max_attempts=max_attempts, use_image_if_no_bounding_boxes=True)
+      max_attempts=max_attempts, use_image_if_no_bounding_boxes=True,
+      # The op takes seed 0 as "unseeded", which op determinism refuses.
+      seed=0 if seed is None else seed + 1)
   offset_y, offset_x, _ = tf.unstack(bbox_begin)
   target_height, target_width, _ = tf.unstack(bbox_size)
   crop_window = tf.stack([offset_y, offset_x, target_height, target_width])
@@ -61,13 +65,13 @@ def _resize(image, image_size):
   return tf.compat.v1.image.resize_bicubic([image], [image_size, image_size])[0]
 
 
-def _decode_and_random_crop(image_bytes, image_size):
+def _decode_and_random_crop(image_bytes, image_size, seed=None):
   """Random crop and resize; the center crop if sampling gave the whole image."""
   bbox = tf.constant([0.0, 0.0, 1.0, 1.0], dtype=tf.float32, shape=[1, 1, 4])
   image = distorted_bounding_box_crop(
       image_bytes, bbox, min_object_covered=0.1,
       aspect_ratio_range=(3. / 4, 4. / 3.), area_range=(0.08, 1.0),
-      max_attempts=10)
+      max_attempts=10, seed=seed)
   original_shape = tf.io.extract_jpeg_shape(image_bytes)
   # All 10 attempts failed: sample_distorted_bounding_box returned the image.
   bad = _at_least_x_are_equal(original_shape, tf.shape(image), 3)
@@ -106,9 +110,9 @@ def _finish(image, image_size, use_bfloat16):
 
 
 def preprocess_for_train(image_bytes, image_size=IMAGE_SIZE, use_bfloat16=False,
-                         augment_name=None):
+                         augment_name=None, seed=None):
   """Random crop, flip and optional AutoAugment of one JPEG."""
-  image = _decode_and_random_crop(image_bytes, image_size)
+  image = _decode_and_random_crop(image_bytes, image_size, seed)
   image = tf.image.random_flip_left_right(image)
   image = tf.reshape(image, [image_size, image_size, 3])
   if augment_name == 'autoaugment':
@@ -130,7 +134,7 @@ def check_augment_name(augment_name):
 
 
 def preprocess_image(image_bytes, is_training, image_size=IMAGE_SIZE,
-                     use_bfloat16=False, augment_name=None):
+                     use_bfloat16=False, augment_name=None, seed=None):
   """Turns JPEG bytes into a model input.
 
   Args:
@@ -139,6 +143,8 @@ def preprocess_image(image_bytes, is_training, image_size=IMAGE_SIZE,
     image_size: output height and width.
     use_bfloat16: return bfloat16 (for TPU) instead of float32.
     augment_name: None, or 'autoaugment' for ImageNet policy v0 (training only).
+    seed: seed of the random crop, for deterministic runs (the other random
+      ops follow the graph-level seed).
 
   Returns:
     A [image_size, image_size, 3] tensor of pixels in [0, 255].
@@ -149,5 +155,5 @@ def preprocess_image(image_bytes, is_training, image_size=IMAGE_SIZE,
   check_augment_name(augment_name)
   if is_training:
     return preprocess_for_train(image_bytes, image_size, use_bfloat16,
-                                augment_name)
+                                augment_name, seed)
   return preprocess_for_eval(image_bytes, image_size, use_bfloat16)

@@ -21,6 +21,8 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
+from resnet_ceb import autoaugment
+
 IMAGE_SIZE = 32
 NUM_CHANNELS = 3
 NUM_CLASSES = 10
@@ -52,10 +54,15 @@ def _data_error(data_dir, path, problem):
   return CifarDataError('--data_dir %s: %s: %s' % (data_dir, path, problem))
 
 
-def _batch_names(split):
-  """Returns the batch file stems (without the binary suffix) of a split."""
+def _check_split(split):
+  """Raises ValueError unless split is 'train' or 'test'."""
   if split not in SPLITS:
     raise ValueError('split must be one of %s, got %r' % (SPLITS, split))
+
+
+def _batch_names(split):
+  """Returns the batch file stems (without the binary suffix) of a split."""
+  _check_split(split)
   return _TRAIN_BATCHES if split == 'train' else (_TEST_BATCH,)
 
 
@@ -241,7 +248,7 @@ def load_tfds_cifar10(split, tfds_data_dir=None):
     CifarDataError: no prepared copy and the download is impossible or failed.
     ValueError: split is not 'train' or 'test'.
   """
-  _batch_names(split)
+  _check_split(split)
   try:
     builder = tfds.builder('cifar10', data_dir=tfds_data_dir)
   except Exception as e:  # tfds raises many unrelated types here.
@@ -292,7 +299,7 @@ def load_dataset(data_dir, split, fake_data=False, num_fake=1024):
     (images, labels): uint8 [N, 32, 32, 3] and int32 [N].
   """
   if fake_data:
-    _batch_names(split)
+    _check_split(split)
     return fake_cifar10(num_fake, seed=SPLITS.index(split))
   if data_dir:
     return load_cifar10(data_dir, split)
@@ -300,25 +307,27 @@ def load_dataset(data_dir, split, fake_data=False, num_fake=1024):
 
 
 def _in_memory_dataset(images, labels):
-  """Yields (image, label) pairs sliced from the in-memory arrays.
+  """Yields the (image, label) pairs of in-memory arrays, in order.
 
-  Under an Estimator the input_fn runs in graph mode, where
-  `from_tensor_slices(numpy_array)` would bake the whole data set into the
-  GraphDef as a constant, and so into every checkpoint's .meta file, graph.pbtxt
-  and the event files. Handing the arrays over once per epoch through a
-  generator keeps them out of the graph, and slicing stays in C++.
+  Under an Estimator the input_fn is traced in graph mode, where
+  `from_tensor_slices(array)` would bake the data set into the GraphDef as a
+  constant, and so into every checkpoint's .meta file and graph.pbtxt. Instead
+  one numpy_function hands the arrays over once and `cache` keeps them for
+  later epochs. (`from_generator` would also keep them out of the graph, but
+  its iterators can hang the interpreter at exit.)
   """
-  signature = (
-      tf.TensorSpec([None, IMAGE_SIZE, IMAGE_SIZE, NUM_CHANNELS], tf.uint8),
-      tf.TensorSpec([None], tf.int32))
-  whole = tf.data.Dataset.from_generator(lambda: iter([(images, labels)]),
-                                         output_signature=signature)
-  return whole.unbatch()
+  def load(_):
+    image_array, label_array = tf.numpy_function(
+        lambda: (images, labels), [], (tf.uint8, tf.int32))
+    image_array = tf.ensure_shape(
+        image_array, [None, IMAGE_SIZE, IMAGE_SIZE, NUM_CHANNELS])
+    return image_array, tf.ensure_shape(label_array, [None])
+
+  return tf.data.Dataset.from_tensors(0).map(load).cache().unbatch()
 
 
 def _autoaugment(image):
   """Applies the AutoAugment CIFAR-10 policy to a uint8 image."""
-  from resnet_ceb import autoaugment  # pylint: disable=g-import-not-at-top
   image = autoaugment.distort_image_with_autoaugment(image, 'cifar10')
   return tf.ensure_shape(image, [IMAGE_SIZE, IMAGE_SIZE, NUM_CHANNELS])
 
