@@ -20,6 +20,10 @@ Command line (one run gives the whole accuracy-vs-epsilon curve)::
     python -m eval.pgd --model_dir DIR --data_dir /path/to/cifar10 \\
         --norm linf --epsilons 0,1,2,4,8,16,32
 
+`--dataset=imagenet` reads the validation TFRecords through the ImageNet
+trainer's `resnet_ceb.imagenet_input.ImageNetInput` (section 3.2: targeted,
+eps 16, n 20, step 2: `--targeted --epsilons 16 --step_size 2`).
+
 Results go to a resumable `eval.results.ResultFile` with one item per epsilon
 (`eps=8`), so re-running an interrupted sweep skips the epsilons already done.
 The header leaves the epsilons out: a later run with more epsilons extends the
@@ -485,7 +489,9 @@ def _predict_fn(epsilon, config):
 
 
 def _model_num_classes(model, config):
-  num_classes = model.params.get('num_classes')
+  """The model's class count (params.json), checked when the attack is targeted."""
+  params = model.params
+  num_classes = params.get('num_classes', params.get('num_label_classes'))
   if config.targeted:
     try:
       _check_num_classes(num_classes)
@@ -581,11 +587,11 @@ def _imagenet_module():
   return module
 
 
-def _imagenet_examples(data_dir, fake_data, batch_size):
+def _imagenet_examples(data_dir, fake_data, batch_size, image_size):
   """The ImageNet validation TFRecords through the trainer's eval input pipeline."""
   _require(data_dir or fake_data, '--dataset=imagenet needs --data_dir (or --fake_data)')
   source = _imagenet_module().ImageNetInput(
-      is_training=False, data_dir=None if fake_data else data_dir)
+      is_training=False, data_dir=None if fake_data else data_dir, image_size=image_size)
 
   def examples_fn():
     batches = source.input_fn({'batch_size': batch_size})
@@ -595,12 +601,18 @@ def _imagenet_examples(data_dir, fake_data, batch_size):
   return examples_fn
 
 
-def load_examples(dataset, data_dir, fake_data, num_examples, batch_size):
-  """The test examples of `dataset` (at most num_examples) as an `examples_fn`."""
+def load_examples(dataset, data_dir, fake_data, num_examples, batch_size, image_size=224):
+  """The test examples of `dataset` (at most num_examples) as an `examples_fn`.
+
+  `image_size` is the ImageNet eval crop (the model's); CIFAR images are 32x32.
+  """
   _require(num_examples is None or (_is_int(num_examples) and num_examples >= 1),
            '--num_examples=%r must be an integer >= 1' % (num_examples,))
   if dataset == 'imagenet':
-    examples_fn = _imagenet_examples(data_dir, fake_data, batch_size)
+    # Fake ImageNet never ends, so it needs a count.
+    _require(num_examples or not fake_data,
+             '--dataset=imagenet --fake_data needs --num_examples')
+    examples_fn = _imagenet_examples(data_dir, fake_data, batch_size, image_size)
     if num_examples is None:
       return examples_fn
     return lambda: examples_fn().take(num_examples)
@@ -693,7 +705,8 @@ def prepare(args):
   _model_num_classes(model, config)
   dataset = _dataset_for(args.dataset, model)
   examples_fn = load_examples(dataset, args.data_dir, args.fake_data,
-                              args.num_examples, config.batch_size)
+                              args.num_examples, config.batch_size,
+                              model.params.get('image_size', 224))
   flags = dict(config.header_flags(), num_examples=args.num_examples,
                data_dir=args.data_dir and os.path.abspath(args.data_dir),
                fake_data=args.fake_data)

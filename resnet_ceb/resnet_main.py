@@ -39,7 +39,6 @@ Differences from the reference, and why:
 import functools
 import math
 import os
-import sys
 
 from absl import app
 from absl import flags
@@ -499,10 +498,7 @@ def run(f):
     raise FileNotFoundError('--mode=eval: --model_dir=%s holds no checkpoint'
                             % f.model_dir)
   if f.deterministic:
-    tf.config.experimental.enable_op_determinism()
-    # Unseeded Keras initializers (e.g. the b(z|y) dense layer) draw their
-    # seeds from Python's `random`, which this seeds too.
-    tf.keras.utils.set_random_seed(f.seed)
+    train_utils.enable_determinism(f.seed)
   if f.mode != 'eval':
     os.makedirs(f.model_dir, exist_ok=True)
     train_utils.write_params(f.model_dir, identity, params)
@@ -525,15 +521,7 @@ def run(f):
 def main(argv):
   """Entry point: `error: ...` and exit 2 for bad flags or data, 1 if training diverged."""
   del argv
-  tf1.logging.set_verbosity(tf1.logging.INFO)
-  try:
-    run(FLAGS)
-  except train_utils.NonFiniteLossError as e:
-    print('error: %s' % e, file=sys.stderr)
-    sys.exit(1)
-  except (ValueError, FileNotFoundError) as e:
-    print('error: %s' % e, file=sys.stderr)
-    sys.exit(2)
+  train_utils.run_main(run, FLAGS)
 
 
 if __name__ == '__main__':

@@ -170,7 +170,6 @@ def resnet_v1_generator(block_fn, layers, num_classes, width_multiplier=1,
     [batch, 512 * width or 2048 * width].
   """
   del num_classes  # The classifier lives in the CEB head (Listing 1).
-  features = _pre_logit_dims(block_fn, width_multiplier)
   spatial_axes = [2, 3] if data_format == 'channels_first' else [1, 2]
 
   def model(inputs, is_training):
@@ -192,8 +191,9 @@ def resnet_v1_generator(block_fn, layers, num_classes, width_multiplier=1,
       # Global average pooling; the reference's VALID average pool over the
       # whole feature map computes the same thing for any input size.
       x = tf.reduce_mean(x, axis=spatial_axes, name='final_avg_pool')
-      # Listing 1: return the pre-logits instead of the final dense layer.
-      return tf.reshape(x, [-1, features])
+      # Listing 1: return the pre-logits instead of the final dense layer; the
+      # width comes from the channel count (2048 * width_multiplier for ResNet-50).
+      return tf.reshape(x, [-1, int(x.shape[-1])])
 
   return model
 

@@ -6,6 +6,7 @@ Here the resolver is built only with `use_tpu=True`; otherwise the same
 GPUs a plain Estimator runs the model_fn under `MirroredStrategy`.
 """
 import os
+import sys
 import time
 
 import numpy as np
@@ -151,6 +152,29 @@ def read_params(model_dir):
         '%s not found: --model_dir must be a directory a trainer of this '
         'project wrote' % path)
   return fileio.read_json(path)['params']
+
+
+def enable_determinism(seed):
+  """TF op determinism plus seeds for TF, NumPy and Python's `random`.
+
+  Unseeded Keras initializers (e.g. the b(z|y) dense layer's) draw their seeds
+  from Python's `random`, so it is seeded too.
+  """
+  tf.config.experimental.enable_op_determinism()
+  tf.keras.utils.set_random_seed(seed)
+
+
+def run_main(run, flag_values):
+  """A trainer's entry point: `error: ...` and exit 2 for bad input, 1 on divergence."""
+  setup_logging()
+  try:
+    run(flag_values)
+  except NonFiniteLossError as e:
+    print('error: %s' % e, file=sys.stderr)
+    sys.exit(1)
+  except (ValueError, FileNotFoundError) as e:
+    print('error: %s' % e, file=sys.stderr)
+    sys.exit(2)
 
 
 def setup_logging():

@@ -317,8 +317,8 @@ def test_imagenet_is_a_clear_error_without_its_input_module(monkeypatch):
 
 def test_imagenet_examples_come_from_image_net_input(monkeypatch):
   class FakeImageNetInput:
-    def __init__(self, is_training, data_dir):
-      assert not is_training and data_dir == '/data'
+    def __init__(self, is_training, data_dir, image_size):
+      assert not is_training and data_dir == '/data' and image_size == 224
 
     def input_fn(self, params):
       images = tf.fill([7, 224, 224, 3], 9.0)
@@ -472,6 +472,23 @@ def _set_param(model_dir, **changes):
   recorded['params'].update(changes)
   with open(path, 'w') as f:
     json.dump(recorded, f)
+
+
+def test_imagenet_sweep_runs_on_the_trainer_input(tmp_path):
+  pytest.importorskip('resnet_ceb.imagenet_input')
+  import eval_fixtures  # pylint: disable=g-import-not-at-top
+  model_dir = eval_fixtures.make_model_dir(str(tmp_path / 'model'), image_size=64,
+                                           loss='ceb')
+  _set_param(model_dir, dataset='imagenet')
+  output = tmp_path / 'r.json'
+  assert pgd.main(['--model_dir', model_dir, '--fake_data', '--num_examples', '6',
+                   '--batch_size', '4', '--epsilons', '0,8', '--num_steps', '2',
+                   '--targeted', '--output', str(output)]) == 0
+  result = json.loads(output.read_text())
+  assert result['header']['dataset'] == 'imagenet'
+  zero = result['items']['eps=0']
+  assert zero['num_examples'] == 6 and zero['accuracy'] == zero['clean_accuracy']
+  assert 'target_hit_rate' in result['items']['eps=8']
 
 
 @pytest.mark.parametrize('extra,fragment', [

@@ -5,15 +5,15 @@ set (clean and under PGD), and prints a table. Re-running resumes: finished
 models are not retrained. `./run_cifar.sh quickstart --data_dir DIR` runs it.
 """
 import argparse
+import logging
 import os
 import sys
+import warnings
 
-from absl import logging
+import tensorflow as tf
 
-from eval import pgd
-from eval import runner
+from eval import cifar_suite
 from resnet_ceb import train_utils
-from wrn_cifar import cifar_input
 from wrn_cifar import wrn_main
 
 # PGD in pixel units, n = 20 steps, alpha = 4/3 eps / n (section 2.4). The paper
@@ -33,8 +33,8 @@ def parse_args(argv):
   parser.add_argument('--rho', type=float, default=3.0)
   parser.add_argument('--num_train_images', type=int, default=None)
   parser.add_argument('--num_eval_images', type=int, default=None)
-  parser.add_argument('--pgd_examples', type=int, default=500,
-                      help='test images attacked with PGD')
+  parser.add_argument('--pgd_examples', type=int, default=None,
+                      help='attack only the first N test images (default: all)')
   return parser.parse_args(argv)
 
 
@@ -53,24 +53,35 @@ def _train(args, name, loss):
   return model_dir, metrics['accuracy']
 
 
-def _pgd_accuracy(args, model_dir, norm, epsilon):
-  images, labels = cifar_input.load_dataset(args.data_dir, 'test', args.fake_data)
-  limit = min(args.pgd_examples, args.num_eval_images or len(images))
-  model = runner.load_model(model_dir)
-  result = pgd.evaluate_pgd(model, images[:limit], labels[:limit], norm=norm,
-                            epsilons=[epsilon], num_steps=20, batch_size=250)
-  return result['accuracy'][epsilon]
+def _evaluate(args, model_dir):
+  """Clean and PGD accuracy of a trained model, from resumable result files."""
+  summaries = cifar_suite.evaluate_model(
+      model_dir, data_dir=args.data_dir, fake_data=args.fake_data,
+      linf_epsilons=[PGD_SETTINGS[0][1]], l2_epsilons=[PGD_SETTINGS[1][1]],
+      num_examples=args.pgd_examples)
+  return [summaries['pgd_%s' % norm]['accuracy'][0] for norm, _ in PGD_SETTINGS]
+
+
+def _quiet_logs():
+  """Keeps the progress and eval lines of the trainer; drops Estimator chatter."""
+  warnings.filterwarnings('ignore')
+  train_utils.setup_logging()
+  keep = ('train_utils.py', 'wrn_main.py')
+  tf.get_logger().addFilter(
+      lambda record: record.levelno >= logging.ERROR
+      or os.path.basename(record.pathname) in keep)
 
 
 def main(argv=None):
   args = parse_args(argv)
-  train_utils.setup_logging()
-  logging.set_verbosity(logging.WARNING)
+  _quiet_logs()
   rows = []
   try:
     for name, loss in (('ceb_rho%g' % args.rho, 'ceb'), ('xent', 'xent')):
+      print('== training %s: WRN-%d-%d, %d epochs' % (name, args.depth, args.width,
+                                                      args.train_epochs), flush=True)
       model_dir, clean = _train(args, name, loss)
-      attacks = [_pgd_accuracy(args, model_dir, norm, eps) for norm, eps in PGD_SETTINGS]
+      attacks = _evaluate(args, model_dir)
       rows.append((name, clean, attacks))
   except (ValueError, FileNotFoundError) as e:
     print('error: %s' % e, file=sys.stderr)

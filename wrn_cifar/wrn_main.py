@@ -11,7 +11,6 @@ shorter than the paper's 1500, the learning-rate drops at epochs 500, 1000 and
 1250 scale proportionally (e.g. 15 epochs: drops after epochs 5, 10, 12.5).
 """
 import os
-import sys
 
 from absl import app
 from absl import flags
@@ -265,7 +264,7 @@ def run(f):
   train_utils.check_model_dir(f.model_dir, run_identity(params),
                               _build_train_variables(params))
   if f.deterministic:
-    tf.config.experimental.enable_op_determinism()
+    train_utils.enable_determinism(f.seed)
   os.makedirs(f.model_dir, exist_ok=True)
   train_utils.write_params(f.model_dir, run_identity(params), params)
   estimator = train_utils.make_estimator(
@@ -302,16 +301,9 @@ def make_flags(argv):
 
 
 def main(argv):
+  """Entry point: `error: ...` and exit 2 for bad flags or data, 1 if training diverged."""
   del argv
-  train_utils.setup_logging()
-  try:
-    run(FLAGS)
-  except train_utils.NonFiniteLossError as e:
-    print('error: %s' % e, file=sys.stderr)
-    sys.exit(1)
-  except (ValueError, FileNotFoundError) as e:
-    print('error: %s' % e, file=sys.stderr)
-    sys.exit(2)
+  train_utils.run_main(run, FLAGS)
 
 
 if __name__ == '__main__':
