@@ -11,7 +11,6 @@
 # (otherwise tfds downloads cifar10).
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-export TF_CPP_MIN_LOG_LEVEL="${TF_CPP_MIN_LOG_LEVEL:-2}"
 model_root="${MODEL_ROOT:-runs/cifar}"
 
 # The 26 runs: CEB at rho = -1, -0.75, ..., 5 and the deterministic baseline.

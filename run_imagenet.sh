@@ -9,7 +9,9 @@ usage: run_imagenet.sh COMMAND [resnet_main flags...]
   train [flags]      one run: python -m resnet_ceb.resnet_main [flags]
   --dry_run [flags]  print the 86 commands `all` runs, one per line (no setup needed)
   all [flags]        run the 86 training runs in order; extra flags go to every run
-  eval               evaluate the matrix on ImageNet-C, ImageNet-A and PGD
+  eval --model_dir DIR [--data_dir TFRECORDS] [--imagenet_c_dir DIR] [--imagenet_a_dir DIR]
+                     one model: clean, targeted PGD (eps=16, n=20, step 2, L2 and
+                     L-inf), ImageNet-C and ImageNet-A, into model_dir/results
   --help             this text
 
 Environment: DATA_DIR (ImageNet TFRecords, required by `all`) and
@@ -98,8 +100,8 @@ case "$command" in
     for_each_run run_logged "$DATA_DIR" "$@"
     ;;
   eval)
-    echo "eval: see issue 3" >&2
-    exit 2
+    bootstrap
+    exec python -m eval.imagenet_suite "$@"
     ;;
   -h|--help|help)
     usage

@@ -2,6 +2,8 @@
 # Picks a Python 3.9-3.11, creates or refreshes .venv with the pinned packages
 # when it is missing or setup.py changed, and activates it.
 ceb_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+# TensorFlow's C++ start-up chatter (CUDA probes, grappler notes) hides the real output.
+export TF_CPP_MIN_LOG_LEVEL="${TF_CPP_MIN_LOG_LEVEL:-3}"
 
 ceb_python_ok() {
   "$1" -c 'import sys; sys.exit(0 if (3, 9) <= sys.version_info[:2] <= (3, 11) else 1)' 2>/dev/null

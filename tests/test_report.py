@@ -1,0 +1,384 @@
+"""Tests eval.report: rho*, Table 1 rebuilt from the paper's own numbers, bad input, figures.
+
+Result files are written in the real format with the producers' own helpers
+(eval.clean.item_value, eval.imagenet_c.summarize, eval.pgd.summarize).
+"""
+import csv
+import json
+import os
+import re
+
+os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '3')
+
+import numpy as np  # pylint: disable=g-import-not-at-top
+import pytest
+
+from conftest import SHARED_DATA
+from eval import clean
+from eval import imagenet_c
+from eval import pgd
+from eval import report
+from resnet_ceb import fileio
+
+PAPER_TSV = os.path.join(SHARED_DATA, 'paper_table1.tsv')
+PNG_MAGIC = b'\x89PNG\r\n\x1a\n'
+CLEAN_IMAGES = 50000
+PER_SEVERITY_IMAGES = 10000
+IMAGENET_A_IMAGES = 7500
+PGD_IMAGES = 1000
+
+
+# ---------------------------------------------------------------------------
+# Writing result files.
+
+
+def _counts(error_pct, num_examples):
+  """A clean.item_value with the given error (percent, one decimal: exact)."""
+  return clean.item_value(round(num_examples * (100.0 - error_pct) / 100.0), num_examples)
+
+
+def clean_result(error_pct):
+  item = _counts(error_pct, CLEAN_IMAGES)
+  return {'test': item}, {'accuracy': item['num_correct'] / CLEAN_IMAGES,
+                          'error': item['error'], 'num_examples': CLEAN_IMAGES}
+
+
+def imagenet_c_result(errors_pct):
+  """Every severity of a corruption at its error, so E_c is exactly that error."""
+  items = {imagenet_c.item_key(c, s): _counts(errors_pct[c], PER_SEVERITY_IMAGES)
+           for c in imagenet_c.CORRUPTIONS for s in imagenet_c.SEVERITIES}
+  return items, imagenet_c.summarize(items, imagenet_c.CORRUPTIONS, imagenet_c.SEVERITIES)
+
+
+def imagenet_a_result(error_pct):
+  item = _counts(error_pct, IMAGENET_A_IMAGES)
+  return {'all': item}, dict(item, accuracy=item['num_correct'] / IMAGENET_A_IMAGES)
+
+
+def pgd_result(accuracy_by_epsilon, targeted, step_size=None, num_steps=20):
+  """A PGD sweep's items and summary; accuracies are fractions of PGD_IMAGES."""
+  items = {}
+  for epsilon, accuracy in accuracy_by_epsilon.items():
+    correct = round(accuracy * PGD_IMAGES)
+    item = {'epsilon': float(epsilon), 'num_examples': PGD_IMAGES,
+            'step_size': step_size or pgd.default_step_size(epsilon, num_steps),
+            'num_correct': correct, 'accuracy': correct / PGD_IMAGES,
+            'num_clean_correct': 800, 'clean_accuracy': 0.8}
+    if targeted:
+      item.update(num_hit=PGD_IMAGES - correct, target_hit_rate=1 - correct / PGD_IMAGES)
+    items[pgd.epsilon_key(epsilon)] = item
+  return items, pgd.summarize(items)
+
+
+def write_result(results_dir, params, evaluation, items_summary, *, step=100,
+                 complete=True, flags=None, name=None):
+  """Writes one result file as eval.results does; returns its path."""
+  run = re.sub(r'[^\w.-]', '_', '%s_%s' % (report.column_name(params), params['rho']))
+  model_dir = '/runs/' + run
+  header = {'flags': flags or {}, 'model_dir': model_dir,
+            'checkpoint_path': '%s/model.ckpt-%d' % (model_dir, step), 'step': step,
+            'dataset': params['dataset'], 'model_params': params}
+  data = {'evaluation': evaluation, 'header': header, 'items': items_summary[0],
+          'summary': items_summary[1], 'complete': complete}
+  path = os.path.join(results_dir, run, name or '%s-step%d.json' % (evaluation, step))
+  fileio.atomic_write_json(path, data)
+  return path
+
+
+def imagenet_params(column, rho):
+  """A resnet_ceb params dict of a Table 1 column, e.g. 'ResNet152x2/cCEB'."""
+  match = re.fullmatch(r'ResNet(\d+)(?:x(\d+))?(-aa)?/(\w+)', column)
+  depth, width, no_aa, objective = match.groups()
+  return {'trainer': 'resnet_ceb', 'dataset': 'imagenet', 'resnet_depth': int(depth),
+          'width_multiplier': int(width or 1), 'num_label_classes': 1000,
+          'image_size': 224, 'augment_name': None if no_aa else 'autoaugment',
+          'loss': objective.lower(), 'rho': float(rho)}
+
+
+def write_imagenet_run(results_dir, column, rho, values, skip=()):
+  """Writes a run's clean, ImageNet-C, ImageNet-A and targeted PGD files from Table 1 values."""
+  params = imagenet_params(column, rho)
+  pgd_flags = {'num_steps': 20, 'step_size': 2.0, 'targeted': True}
+  files = {
+      'clean': clean_result(values['clean']),
+      'imagenet_c': imagenet_c_result(values),
+      'imagenet_a': imagenet_a_result(values['imagenet_a']),
+      'pgd_l2_targeted': pgd_result({16: 1 - values['pgd_l2'] / 100}, True, 2.0),
+      'pgd_linf_targeted': pgd_result({16: 1 - values['pgd_linf'] / 100}, True, 2.0),
+  }
+  for evaluation, content in files.items():
+    if evaluation not in skip:
+      flags = pgd_flags if evaluation.startswith('pgd') else None
+      write_result(results_dir, params, evaluation, content, flags=flags)
+  return params
+
+
+def paper_table():
+  """{column: {row: text}} of paper_table1.tsv, values as printed."""
+  with open(PAPER_TSV) as f:
+    rows = [r for r in csv.reader(f, delimiter='\t') if r and not r[0].startswith('#')]
+  return {column: {r[0]: r[i + 1] for r in rows[1:]} for i, column in enumerate(rows[0][1:])}
+
+
+def worse(values, clean_delta, other_delta=3.0):
+  """Table values of a worse run: clean error up by clean_delta, the rest by other_delta."""
+  changed = {row: min(100.0, value + other_delta) for row, value in values.items()}
+  changed['clean'] = values['clean'] + clean_delta
+  return changed
+
+
+def write_paper_runs(results_dir):
+  """For each Table 1 column: its runs, so that rho* falls on the paper's rho*.
+
+  A CEB column gets the paper's values at rho*, a run at rho*+1 whose clean
+  error is only 0.05 points worse (tied within 0.1%: the lower rho* wins), one
+  at rho*+2 clearly worse and, above rho = 1, one at rho*-1 0.2 points worse.
+  """
+  for column, texts in paper_table().items():
+    values = {row: float(text) for row, text in texts.items() if row != 'rho_star'}
+    if texts['rho_star'] == 'NA':
+      write_imagenet_run(results_dir, column, 3.0, values)
+      continue
+    rho = float(texts['rho_star'])
+    write_imagenet_run(results_dir, column, rho, values)
+    write_imagenet_run(results_dir, column, rho + 1, worse(values, 0.05))
+    write_imagenet_run(results_dir, column, rho + 2, worse(values, 1.0))
+    if rho > 1:
+      write_imagenet_run(results_dir, column, rho - 1, worse(values, 0.2))
+
+
+def run_report(results_dir, out, *extra):
+  """Runs the CLI; returns its exit status (2 on `error:`)."""
+  try:
+    return report.main(['--results_dir', str(results_dir), '--out', str(out),
+                        '--paper_table', PAPER_TSV] + list(extra))
+  except SystemExit as e:
+    return e.code
+
+
+def read_tsv(path):
+  """{row: {field: text}} of a table1.tsv."""
+  with open(path) as f:
+    rows = list(csv.reader(f, delimiter='\t'))
+  return {r[0]: dict(zip(rows[0][1:], r[1:])) for r in rows[1:]}
+
+
+# ---------------------------------------------------------------------------
+# rho*.
+
+
+@pytest.mark.parametrize('accuracy_by_rho,expected', [
+    ({1.0: 0.70, 2.0: 0.75, 3.0: 0.72}, 2.0),             # the best
+    ({2.0: 0.7495, 5.0: 0.7500, 8.0: 0.7503}, 2.0),       # all within 0.1%: lowest
+    ({3.0: 0.809, 1.0: 0.808}, 1.0),                       # exactly 0.1% counts as tied
+    ({3.0: 0.809, 1.0: 0.8079}, 3.0),                      # just beyond 0.1%
+    ({-1.0: 0.9500, -0.5: 0.9505, 0.25: 0.9400}, -1.0),   # negative rho
+    ({-0.75: 0.90, -1.0: 0.80, 4.0: 0.899}, -0.75),      # lowest tied, not lowest overall
+    ({6.0: 0.5}, 6.0),
+])
+def test_select_rho_star(accuracy_by_rho, expected):
+  assert report.select_rho_star(accuracy_by_rho) == expected
+
+
+def test_select_rho_star_needs_accuracies():
+  with pytest.raises(ValueError):
+    report.select_rho_star({})
+
+
+def test_select_rho_star_paper_case_resnet152_autoaugment():
+  # Section 3.2: rho 3 and 5..8 within 0.1% of each other; the paper picks 3.
+  accuracy = {1.0: 0.790, 2.0: 0.796, 3.0: 0.8003, 4.0: 0.7985, 5.0: 0.8008, 6.0: 0.8010,
+              7.0: 0.8004, 8.0: 0.8001, 9.0: 0.797, 10.0: 0.795}
+  assert report.select_rho_star(accuracy) == 3.0
+
+
+# ---------------------------------------------------------------------------
+# Table 1 from the paper's numbers.
+
+
+@pytest.fixture(scope='module')
+def paper_report(tmp_path_factory):
+  results_dir = tmp_path_factory.mktemp('paper_results')
+  write_paper_runs(results_dir)
+  out = tmp_path_factory.mktemp('paper_report') / 'out'
+  assert run_report(results_dir, out) == 0
+  return out
+
+
+def test_table1_gives_back_every_paper_cell(paper_report):
+  table = read_tsv(paper_report / 'table1.tsv')
+  paper = paper_table()
+  assert list(table['clean'])[::3] == list(paper)  # the paper's columns, in order
+  for column, texts in paper.items():
+    for row, text in texts.items():
+      ours, theirs, diff = (table[row][column + suffix] for suffix in ('', ' paper', ' diff'))
+      assert theirs == text, (column, row)
+      if text == 'NA':
+        assert (ours, diff) == ('NA', ''), (column, row)
+      elif row in ('mce', 'average_ce'):
+        assert abs(float(ours) - float(text)) <= 0.1 + 1e-9, (column, row, ours)
+        assert abs(float(diff)) <= 0.1 + 1e-9, (column, row, diff)
+      else:
+        assert float(ours) == float(text), (column, row, ours)
+        assert float(diff) == 0.0, (column, row, diff)
+
+
+def test_table1_markdown_has_the_paper_layout(paper_report):
+  text = (paper_report / 'table1.md').read_text()
+  header = next(line for line in text.splitlines() if line.startswith('| |'))
+  assert [c.strip() for c in header.strip('|').split('|')][1:] == list(paper_table())
+  labels = [line.split('|')[1].strip() for line in text.splitlines()
+            if line.startswith('| ') and not line.startswith('| |')]
+  assert labels[:4] == ['ρ*', 'Clean', 'mCE', 'Average CE']
+  assert labels[-3:] == ['ImageNet-A', 'PGD L2', 'PGD L∞']
+  clean_row = next(line for line in text.splitlines() if line.startswith('| Clean |'))
+  assert '19.1 (19.1, +0.0)' in clean_row
+
+
+def test_figures_3_and_4_from_the_imagenet_runs(paper_report):
+  for name in ('figure3.png', 'figure4.png'):
+    assert (paper_report / name).read_bytes().startswith(PNG_MAGIC)
+  summary = (paper_report / 'summary.md').read_text()
+  assert 'figure1.png skipped' in summary and 'figure2.png skipped' in summary
+
+
+# ---------------------------------------------------------------------------
+# Missing, incomplete and duplicate results.
+
+
+def _values(column):
+  texts = paper_table()[column]
+  return {row: float(t) for row, t in texts.items() if row != 'rho_star'}
+
+
+def test_missing_evaluations_are_blank_never_zero(tmp_path):
+  write_imagenet_run(tmp_path / 'r', 'ResNet50/CEB', 6, _values('ResNet50/CEB'),
+                     skip=('imagenet_a', 'pgd_l2_targeted'))
+  assert run_report(tmp_path / 'r', tmp_path / 'out') == 0
+  table = read_tsv(tmp_path / 'out' / 'table1.tsv')
+  assert table['clean']['ResNet50/CEB'] == '21.9'
+  assert table['rho_star']['ResNet50/CEB'] == '6'
+  for row in ('imagenet_a', 'pgd_l2'):
+    assert table[row]['ResNet50/CEB'] == table[row]['ResNet50/CEB diff'] == ''
+    assert table[row]['ResNet50/CEB paper'] != ''
+  empty = [table[row]['ResNet152/CEB'] for row in report.TABLE_ROWS]
+  assert empty == [''] * len(report.TABLE_ROWS)
+  assert table['clean']['ResNet152/XEnt'] == '' and table['rho_star']['ResNet152/XEnt'] == 'NA'
+  markdown = (tmp_path / 'out' / 'table1.md').read_text()
+  assert '0.0 (' not in markdown
+  summary = (tmp_path / 'out' / 'summary.md').read_text()
+  assert 'imagenet_a, pgd_l2_targeted' in summary
+
+
+def test_incomplete_file_is_a_warning_and_its_items_are_ignored(tmp_path, capsys):
+  params = write_imagenet_run(tmp_path / 'r', 'ResNet50/CEB', 6, _values('ResNet50/CEB'),
+                              skip=('imagenet_a',))
+  path = write_result(tmp_path / 'r', params, 'imagenet_a', imagenet_a_result(92.2),
+                      complete=False)
+  assert run_report(tmp_path / 'r', tmp_path / 'out') == 0
+  assert read_tsv(tmp_path / 'out' / 'table1.tsv')['imagenet_a']['ResNet50/CEB'] == ''
+  assert path in capsys.readouterr().err
+  assert path in (tmp_path / 'out' / 'summary.md').read_text()
+
+
+def test_identical_duplicates_are_fine_and_other_json_is_ignored(tmp_path):
+  params = write_imagenet_run(tmp_path / 'r', 'ResNet50-aa/XEnt', 3, _values('ResNet50-aa/XEnt'))
+  write_result(tmp_path / 'r', params, 'clean', clean_result(24.0), name='copy.json')
+  fileio.atomic_write_json(str(tmp_path / 'r' / 'params.json'), {'params': params})
+  assert run_report(tmp_path / 'r', tmp_path / 'out') == 0
+  assert read_tsv(tmp_path / 'out' / 'table1.tsv')['clean']['ResNet50-aa/XEnt'] == '24.0'
+
+
+def _assert_error_naming(tmp_path, capsys, *paths):
+  assert run_report(tmp_path / 'r', tmp_path / 'out') == 2
+  err = capsys.readouterr().err
+  assert err.startswith('error: ')
+  for path in paths:
+    assert str(path) in err
+  assert not (tmp_path / 'out').exists()
+
+
+def test_conflicting_duplicates_are_an_error_naming_both_files(tmp_path, capsys):
+  params = imagenet_params('ResNet50/CEB', 6)
+  first = write_result(tmp_path / 'r', params, 'clean', clean_result(21.9))
+  second = write_result(tmp_path / 'r', params, 'clean', clean_result(22.0), name='again.json')
+  _assert_error_naming(tmp_path, capsys, first, second)
+
+
+def test_two_runs_on_one_column_and_rho_are_an_error(tmp_path, capsys):
+  params = imagenet_params('ResNet50/CEB', 6)
+  first = write_result(tmp_path / 'r', params, 'clean', clean_result(21.9))
+  other = dict(params, rho=6.0)
+  data = fileio.read_json(first)
+  data['header'] = dict(data['header'], model_dir='/elsewhere/run', model_params=other)
+  second = str(tmp_path / 'r' / 'elsewhere.json')
+  fileio.atomic_write_json(second, data)
+  _assert_error_naming(tmp_path, capsys, '/runs/ResNet50_CEB_6.0', '/elsewhere/run')
+
+
+@pytest.mark.parametrize('corrupt', [
+    lambda text: re.sub(r'"error": [-0-9.e]+', '"error": NaN', text, count=1),
+    lambda text: text[:-10],
+    lambda text: text.replace('"header"', '"heading"'),
+    lambda text: json.dumps(dict(json.loads(text), complete='yes')),
+])
+def test_bad_result_file_is_an_error_naming_it(tmp_path, capsys, corrupt):
+  write_imagenet_run(tmp_path / 'r', 'ResNet50/CEB', 6, _values('ResNet50/CEB'))
+  path = write_result(tmp_path / 'r', imagenet_params('ResNet50/CEB', 5), 'clean',
+                      clean_result(21.9))
+  with open(path) as f:
+    text = corrupt(f.read())
+  with open(path, 'w') as f:
+    f.write(text)
+  _assert_error_naming(tmp_path, capsys, path)
+
+
+def test_bad_results_dir_is_an_error(tmp_path, capsys):
+  assert run_report(tmp_path / 'nothing', tmp_path / 'out') == 2
+  assert 'nothing' in capsys.readouterr().err
+  assert not (tmp_path / 'out').exists()
+
+
+# ---------------------------------------------------------------------------
+# Figures 1-2 from a small CIFAR set.
+
+
+def cifar_params(loss, rho):
+  return {'trainer': 'wrn_cifar', 'dataset': 'cifar10', 'depth': 28, 'width': 10,
+          'loss': loss, 'rho': float(rho), 'augment_name': 'autoaugment'}
+
+
+def write_cifar_runs(results_dir):
+  """Det. and CEB at four rho: clean and untargeted PGD sweeps of both norms."""
+  linf = np.array([0, 2, 4, 8, 16, 32], float)
+  l2 = np.array([0, 50, 100, 128, 500, 2000], float)
+  for loss, rho in (('xent', 3), ('ceb', 0), ('ceb', 1), ('ceb', 2.5), ('ceb', 5)):
+    params = cifar_params(loss, rho)
+    robustness = 0.2 if loss == 'xent' else 1.0 / (1.0 + rho)
+    write_result(results_dir, params, 'clean', clean_result(5.0 + rho / 10))
+    for norm, epsilons, scale in (('linf', linf, 8.0), ('l2', l2, 300.0)):
+      accuracy = 0.95 * np.exp(-epsilons / scale / robustness / 4)
+      write_result(results_dir, params, 'pgd_' + norm,
+                   pgd_result(dict(zip(epsilons, accuracy)), False), flags={'num_steps': 20})
+
+
+def test_figures_1_and_2_from_cifar_results(tmp_path, capsys):
+  write_cifar_runs(tmp_path / 'r')
+  assert run_report(tmp_path / 'r', tmp_path / 'out', '--figure2_rhos', '0,5,7') == 0
+  for name in ('figure1.png', 'figure2.png'):
+    png = (tmp_path / 'out' / name).read_bytes()
+    assert png.startswith(PNG_MAGIC) and len(png) > 1000
+  assert not (tmp_path / 'out' / 'figure3.png').exists()
+  out = capsys.readouterr().out
+  assert 'figure3.png skipped' in out and 'rho=7' in out
+  table = read_tsv(tmp_path / 'out' / 'table1.tsv')
+  assert all(table['clean'][c] == '' for c in paper_table())
+
+
+def test_l2_axis_is_linear_to_100_then_logarithmic():
+  eps = np.array([0.0, 50.0, 100.0, 1000.0, 10000.0])
+  position = report.l2_axis_forward(eps)
+  np.testing.assert_allclose(position[:3], eps[:3])
+  assert position[4] - position[3] == pytest.approx(position[3] - report.l2_axis_forward(100.0))
+  np.testing.assert_allclose(report.l2_axis_inverse(position), eps)
+

@@ -1,0 +1,88 @@
+"""The per-model evaluation suites behind `run_cifar.sh eval` and `run_imagenet.sh eval`."""
+import os
+
+import pytest
+from absl import flags
+
+from cifar_fixtures import write_cifar_python
+from eval import cifar_suite
+from eval import imagenet_suite
+from resnet_ceb import fileio
+from resnet_ceb import make_tfrecords
+from resnet_ceb import resnet_main
+from wrn_cifar import wrn_main
+
+
+def _result(model_dir, evaluation):
+  step_files = [f for f in os.listdir(os.path.join(model_dir, 'results'))
+                if f.startswith(evaluation + '-step')]
+  assert len(step_files) == 1, step_files
+  data = fileio.read_json(os.path.join(model_dir, 'results', step_files[0]))
+  assert data['complete'] and data['evaluation'] == evaluation
+  return data
+
+
+@pytest.mark.slow
+def test_cifar_suite_writes_clean_and_pgd_curves(tmp_path, capsys):
+  data_dir = write_cifar_python(tmp_path / 'data', num_train=64, num_test=40)
+  model_dir = str(tmp_path / 'model')
+  wrn_main.run(wrn_main.make_flags([
+      '--model_dir=%s' % model_dir, '--data_dir=%s' % data_dir, '--depth=10',
+      '--width=1', '--train_epochs=1', '--train_batch_size=16', '--augment_name=none']))
+  argv = ['--model_dir', model_dir, '--data_dir', data_dir, '--linf_epsilons', '0,8',
+          '--l2_epsilons', '0,64', '--num_steps', '3', '--batch_size', '20']
+  assert cifar_suite.main(argv) == 0
+  clean = _result(model_dir, 'clean')['summary']
+  for name in ('pgd_linf', 'pgd_l2'):
+    summary = _result(model_dir, name)['summary']
+    assert summary['epsilons'] == [0.0, 8.0 if name == 'pgd_linf' else 64.0]
+    # eps = 0 is the clean accuracy exactly; the attack never helps.
+    assert summary['accuracy'][0] == pytest.approx(clean['accuracy'])
+    assert summary['accuracy'][1] <= summary['accuracy'][0]
+  assert 'pgd_l2: eps=0' in capsys.readouterr().out
+  # Re-running finds everything done and leaves the files as they were.
+  before = {n: open(os.path.join(model_dir, 'results', n)).read()
+            for n in os.listdir(os.path.join(model_dir, 'results'))}
+  assert cifar_suite.main(argv) == 0
+  assert before == {n: open(os.path.join(model_dir, 'results', n)).read()
+                    for n in os.listdir(os.path.join(model_dir, 'results'))}
+
+
+def test_cifar_suite_refuses_bad_epsilons(tmp_path, capsys):
+  assert cifar_suite.main(['--model_dir', str(tmp_path), '--fake_data',
+                           '--linf_epsilons', '8,x']) == 2
+  assert '--linf_epsilons' in capsys.readouterr().err
+  assert cifar_suite.main(['--model_dir', str(tmp_path), '--fake_data',
+                           '--l2_epsilons', '-1']) == 2
+  assert '--l2_epsilons' in capsys.readouterr().err
+  assert not os.path.exists(tmp_path / 'results')
+
+
+@pytest.mark.slow
+def test_imagenet_suite_runs_clean_and_the_papers_targeted_pgd(tmp_path):
+  data_dir = str(tmp_path / 'tfrecords')
+  make_tfrecords.write_synthetic_imagenet(data_dir, 6, 40, seed=3)
+  model_dir = str(tmp_path / 'model')
+  flag_values = flags.FlagValues()
+  resnet_main.define_flags(flag_values)
+  flag_values(['resnet_main', '--data_dir=%s' % data_dir, '--model_dir=%s' % model_dir,
+               '--resnet_depth=18', '--image_size=32', '--train_batch_size=2',
+               '--eval_batch_size=4', '--train_steps=1', '--num_eval_images=6',
+               '--steps_per_eval=1', '--iterations_per_loop=1', '--loss=ceb'])
+  resnet_main.run(flag_values)
+  assert imagenet_suite.main(['--model_dir', model_dir, '--data_dir', data_dir,
+                              '--batch_size', '3']) == 0
+  clean = _result(model_dir, 'clean')
+  assert clean['items']['validation']['num_examples'] == 6
+  for norm in ('linf', 'l2'):
+    data = _result(model_dir, 'pgd_%s_targeted' % norm)
+    item = data['items']['eps=16']
+    assert item['step_size'] == 2.0 and data['header']['flags']['num_steps'] == 20
+    assert data['header']['flags']['targeted'] is True
+    assert item['clean_accuracy'] == pytest.approx(clean['summary']['accuracy'])
+    assert 0.0 <= item['target_hit_rate'] <= 1.0
+
+
+def test_imagenet_suite_needs_some_data(tmp_path, capsys):
+  assert imagenet_suite.main(['--model_dir', str(tmp_path)]) == 2
+  assert 'nothing to evaluate' in capsys.readouterr().err
