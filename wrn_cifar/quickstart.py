@@ -63,13 +63,17 @@ def _evaluate(args, model_dir):
 
 
 def _quiet_logs():
-  """Keeps the progress and eval lines of the trainer; drops Estimator chatter."""
+  """Shows the trainer's progress and eval lines; drops the Estimator's chatter."""
   warnings.filterwarnings('ignore')
   train_utils.setup_logging()
   keep = ('train_utils.py', 'wrn_main.py')
-  tf.get_logger().addFilter(
-      lambda record: record.levelno >= logging.ERROR
-      or os.path.basename(record.pathname) in keep)
+  handler = logging.StreamHandler()
+  handler.setFormatter(logging.Formatter('%(message)s'))
+  handler.addFilter(lambda record: record.levelno >= logging.ERROR
+                    or os.path.basename(record.pathname) in keep)
+  logger = tf.get_logger()
+  logger.addHandler(handler)
+  logger.propagate = False
 
 
 def main(argv=None):

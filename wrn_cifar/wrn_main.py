@@ -110,7 +110,8 @@ def _metric_fn(labels, logits, *terms):
   """Eval metrics: test accuracy and the mean CEB terms."""
   predictions = tf.argmax(logits, axis=-1, output_type=tf.int32)
   metrics = {'accuracy': tf1.metrics.accuracy(labels, predictions)}
-  for name, value in zip(('hzx', 'hzy', 'hyz', 'rex'), terms):
+  names = ('hzx', 'hzy', 'hyz', 'rex') if len(terms) == 4 else ('hyz',)  # xent: hyz only.
+  for name, value in zip(names, terms):
     metrics[name] = tf1.metrics.mean(value)
   return metrics
 
