@@ -6,6 +6,7 @@
 #   ./run_cifar.sh --dry_run                     print the 26 training runs of the paper's matrix
 #   ./run_cifar.sh all [flags]                   run the 26 (extra flags go to every run)
 #   ./run_cifar.sh eval --model_dir DIR [flags]  clean, PGD L-inf and L2 over eps, CIFAR-10-C
+#   ./run_cifar.sh mini [--data_dir DIR]         real-data miniature of Figures 1-2 (~60 min)
 #
 # The matrix writes under ${MODEL_ROOT:-runs/cifar} and reads ${DATA_DIR} when set
 # (otherwise tfds downloads cifar10).
@@ -24,7 +25,7 @@ matrix() {
   echo "python -m wrn_cifar.wrn_main --loss=xent --model_dir=${model_root}/xent${data_flag}"
 }
 
-usage() { sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'; }
 
 cmd="${1:-}"
 [[ $# -gt 0 ]] && shift
@@ -44,7 +45,7 @@ case "$cmd" in
   quickstart) exec python -m wrn_cifar.quickstart "$@" ;;
   train) exec python -m wrn_cifar.wrn_main "$@" ;;
   eval) exec python -m eval.cifar_suite "$@" ;;
-  mini) exec python -m eval.mini_study "$@" ;;
+  mini) exec python -m wrn_cifar.mini_study "$@" ;;
   all)
     matrix | while read -r line; do
       echo "== $line $*"

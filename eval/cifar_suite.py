@@ -21,7 +21,8 @@ DEFAULT_LINF_EPSILONS = (0, 1, 2, 4, 8, 16, 32)
 DEFAULT_L2_EPSILONS = (0, 16, 32, 64, 128, 256, 512, 1024)
 
 
-def _epsilons(text, flag):
+def parse_epsilons(text, flag):
+  """'2,4,8' -> [2.0, 4.0, 8.0]; raises ValueError naming --flag."""
   try:
     values = [float(v) for v in text.split(',') if v.strip()]
   except ValueError:
@@ -97,8 +98,8 @@ def main(argv=None):
       clean.require_positive('num_examples', args.num_examples)
     summaries = evaluate_model(
         args.model_dir, data_dir=args.data_dir, fake_data=args.fake_data,
-        linf_epsilons=_epsilons(args.linf_epsilons, 'linf_epsilons'),
-        l2_epsilons=_epsilons(args.l2_epsilons, 'l2_epsilons'),
+        linf_epsilons=parse_epsilons(args.linf_epsilons, 'linf_epsilons'),
+        l2_epsilons=parse_epsilons(args.l2_epsilons, 'l2_epsilons'),
         num_examples=args.num_examples, num_steps=args.num_steps,
         batch_size=args.batch_size, cifar10c_dir=args.cifar10c_dir)
   except (ValueError, FileNotFoundError) as e:

@@ -38,11 +38,14 @@ import sys
 import tempfile
 from typing import Optional
 
-import numpy as np
+# The report runs no TensorFlow op; eval.imagenet_c imports it, so keep its log quiet.
+os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '3')
 
-from eval import clean
-from eval import imagenet_c
-from resnet_ceb import fileio
+import numpy as np  # pylint: disable=g-import-not-at-top
+
+from eval import clean  # pylint: disable=g-import-not-at-top
+from eval import imagenet_c  # pylint: disable=g-import-not-at-top
+from resnet_ceb import fileio  # pylint: disable=g-import-not-at-top
 
 _REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PAPER_TABLE = os.path.join(_REPO, os.pardir, 'shared', 'data', 'paper_table1.tsv')
@@ -225,6 +228,12 @@ def _pgd_metrics(path, data):
   return {'curve': curve, 'step_sizes': step_sizes, 'num_steps': num_steps}
 
 
+def _no_metrics(path, data):
+  """Evaluations the report does not use (e.g. cifar10_c) are only listed."""
+  del path, data
+  return {}
+
+
 _METRIC_PARSERS = dict({'clean': _top1_metrics, 'imagenet_a': _top1_metrics,
                         'imagenet_c': _imagenet_c_metrics},
                        **{name: _pgd_metrics for name in PGD_EVALUATIONS})
@@ -250,7 +259,7 @@ def read_result(path):
   if not isinstance(data, dict) or 'evaluation' not in data:
     return None
   _check_layout(path, data)
-  parser = _METRIC_PARSERS.get(data['evaluation'], lambda path, data: {})
+  parser = _METRIC_PARSERS.get(data['evaluation'], _no_metrics)
   return Result(path, data, parser(path, data) if data['complete'] else None)
 
 
@@ -529,16 +538,17 @@ def table1_markdown(cells):
 def _matplotlib():
   """(Figure, FigureCanvasAgg), or None when matplotlib (extra 'plots') is missing."""
   try:
-    from matplotlib.backends.backend_agg import FigureCanvasAgg  # pylint: disable=g-import-not-at-top
-    from matplotlib.figure import Figure  # pylint: disable=g-import-not-at-top
+    from matplotlib import figure  # pylint: disable=g-import-not-at-top
+    from matplotlib.backends import backend_agg  # pylint: disable=g-import-not-at-top
   except ImportError:
     return None
-  return Figure, FigureCanvasAgg
+  return figure.Figure, backend_agg.FigureCanvasAgg
 
 
 def _png(figure, canvas_class):
-  """Renders a figure with the Agg canvas into PNG bytes."""
+  """Lays out a figure and renders it with the Agg canvas into PNG bytes."""
   canvas_class(figure)
+  figure.tight_layout()
   buffer = io.BytesIO()
   figure.savefig(buffer, format='png', dpi=100)
   return buffer.getvalue()
@@ -622,8 +632,8 @@ def l2_axis_inverse(position):
 
 
 def _l2_ticks(largest):
-  """Ticks of the L2 axis: every 25 up to the joint, then 2-5-10 steps."""
-  ticks = [0.0, 25.0, 50.0, 75.0, L2_LINEAR_LIMIT]
+  """Ticks of the L2 axis: every 50 up to the joint, then 2-5-10 steps."""
+  ticks = [0.0, L2_LINEAR_LIMIT / 2, L2_LINEAR_LIMIT]
   decade = L2_LINEAR_LIMIT
   while decade * 2 <= largest:
     ticks += [t for t in (decade * 2, decade * 5, decade * 10) if t <= largest]
@@ -756,7 +766,6 @@ def figure_imagenet(groups, depth, mpl, log, name):
   axes.legend(handles=handles, fontsize='small', loc='lower left')
   axes.set(xlabel='top-1 error (%)', title='ResNet%d: errors across ρ (top of each band: '
            'ρ=%g, bottom: ρ=%g)' % (depth, rho_range[1], rho_range[0]))
-  figure.tight_layout()
   return _png(figure, mpl[1])
 
 
@@ -826,12 +835,24 @@ def _rho_star_section(groups):
   return lines
 
 
-def summary_markdown(results_dir, counts, runs, groups, warnings, log_lines):
+def _coverage_section(cells):
+  lines = ['## Table 1 coverage (error rows filled per column)', '',
+           '| column | filled | missing rows |', '|---|---|---|']
+  for column, rows in cells.items():
+    missing = [row for row in ERROR_ROWS if not rows[row][0]]
+    listed = 'all' if len(missing) == len(ERROR_ROWS) else ', '.join(missing) or '-'
+    lines.append('| %s | %d of %d | %s |' % (column, len(ERROR_ROWS) - len(missing),
+                                             len(ERROR_ROWS), listed))
+  return lines
+
+
+def summary_markdown(results_dir, counts, runs, groups, cells, warnings, log_lines):
   """summary.md: what was read, the runs and their evaluations, rho*, warnings, figures."""
   lines = ['# Report summary', '',
            'Results directory: `%s`: %d JSON files, %d result files, %d other JSON files '
            'ignored.' % (results_dir, counts['json'], counts['results'], counts['ignored']), '']
   lines += _runs_section(runs) + [''] + _rho_star_section(groups) + ['']
+  lines += _coverage_section(cells) + ['']
   lines += ['## Warnings', ''] + ['- ' + w for w in warnings or ['none']] + ['']
   lines += ['## Figures', ''] + ['- ' + line for line in log_lines] + ['']
   lines += ['## Notes', '',
@@ -875,21 +896,30 @@ def build_report(args):
   log_lines = []
   figures = render_figures(groups, args, log_lines.append)
   cells = table_cells(table1(groups, paper_columns), paper)
-  files = {'table1.tsv': table1_tsv(cells), 'table1.md': table1_markdown(cells),
-           'summary.md': summary_markdown(args.results_dir, counts, runs, groups, warnings,
-                                          log_lines + ['%s written' % n for n in figures])}
-  files = {name: text.encode('utf-8') for name, text in files.items()}
+  figure_lines = log_lines + ['%s written' % name for name in figures]
+  texts = {'table1.tsv': table1_tsv(cells), 'table1.md': table1_markdown(cells),
+           'summary.md': summary_markdown(args.results_dir, counts, runs, groups, cells,
+                                          warnings, figure_lines)}
+  files = {name: text.encode('utf-8') for name, text in texts.items()}
   files.update(figures)
   return files, warnings, log_lines
 
 
-def _atomic_write(path, content):
+def _file_mode():
+  """The mode a plain open() would give a new file (mkstemp's is 0600)."""
+  umask = os.umask(0)
+  os.umask(umask)
+  return 0o666 & ~umask
+
+
+def _atomic_write(path, content, mode):
   """Writes bytes through a temp file in the same folder and a rename."""
   fd, temp = tempfile.mkstemp(prefix='.' + os.path.basename(path) + '.',
                               dir=os.path.dirname(path))
   try:
     with os.fdopen(fd, 'wb') as f:
       f.write(content)
+    os.chmod(temp, mode)
     os.replace(temp, path)
   except BaseException:
     if os.path.exists(temp):
@@ -900,8 +930,9 @@ def _atomic_write(path, content):
 def write_outputs(out_dir, files):
   """Creates out_dir if needed and writes every file atomically."""
   os.makedirs(out_dir, exist_ok=True)
+  mode = _file_mode()
   for name in sorted(files):
-    _atomic_write(os.path.join(out_dir, name), files[name])
+    _atomic_write(os.path.join(out_dir, name), files[name], mode)
 
 
 # ---------------------------------------------------------------------------

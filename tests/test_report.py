@@ -289,6 +289,19 @@ def test_identical_duplicates_are_fine_and_other_json_is_ignored(tmp_path):
   assert read_tsv(tmp_path / 'out' / 'table1.tsv')['clean']['ResNet50-aa/XEnt'] == '24.0'
 
 
+def test_older_checkpoints_are_superseded_and_other_attacks_warned(tmp_path, capsys):
+  params = imagenet_params('ResNet50/XEnt', 3)
+  old = write_result(tmp_path / 'r', params, 'clean', clean_result(30.0), step=50)
+  write_result(tmp_path / 'r', params, 'clean', clean_result(22.5))
+  odd = write_result(tmp_path / 'r', params, 'pgd_linf_targeted',
+                     pgd_result({16: 0.001}, True, step_size=4.0), flags={'num_steps': 10})
+  assert run_report(tmp_path / 'r', tmp_path / 'out') == 0
+  table = read_tsv(tmp_path / 'out' / 'table1.tsv')
+  assert (table['clean']['ResNet50/XEnt'], table['pgd_linf']['ResNet50/XEnt']) == ('22.5', '99.9')
+  err = capsys.readouterr().err
+  assert old in err and odd in err
+
+
 def _assert_error_naming(tmp_path, capsys, *paths):
   assert run_report(tmp_path / 'r', tmp_path / 'out') == 2
   err = capsys.readouterr().err

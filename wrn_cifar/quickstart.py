@@ -62,7 +62,7 @@ def _evaluate(args, model_dir):
   return [summaries['pgd_%s' % norm]['accuracy'][0] for norm, _ in PGD_SETTINGS]
 
 
-def _quiet_logs():
+def quiet_logs():
   """Shows the trainer's progress and eval lines; drops the Estimator's chatter."""
   warnings.filterwarnings('ignore')
   train_utils.setup_logging()
@@ -78,7 +78,7 @@ def _quiet_logs():
 
 def main(argv=None):
   args = parse_args(argv)
-  _quiet_logs()
+  quiet_logs()
   rows = []
   try:
     for name, loss in (('ceb_rho%g' % args.rho, 'ceb'), ('xent', 'xent')):
