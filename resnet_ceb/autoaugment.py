@@ -48,8 +48,10 @@ The original CIFAR-10 pipeline applied the policy before its pad-and-crop,
 flip and 16x16 Cutout; those belong to the caller.
 """
 import collections
+import contextlib
 import functools
 import math
+import threading
 
 import tensorflow as tf
 
@@ -141,6 +143,36 @@ def policy_cifar10():
   ]
 
 
+# The stateless seed of the `distort_image_with_autoaugment` call being built,
+# and how many random draws it has made so far (one per op built).
+_STATELESS = threading.local()
+
+
+@contextlib.contextmanager
+def _stateless_draws(seed):
+  """Makes `_uniform` stateless, seeded from `seed`, while the graph is built."""
+  previous = getattr(_STATELESS, 'state', None)
+  _STATELESS.state = None if seed is None else [tf.convert_to_tensor(seed), 0]
+  try:
+    yield
+  finally:
+    _STATELESS.state = previous
+
+
+def _uniform(maxval=1.0, dtype=tf.float32):
+  """A scalar uniform draw: stateful, or under `_stateless_draws` a function of its seed.
+
+  Each stateless draw folds a build-order counter into the seed, so every
+  random choice of the policy gets its own stream.
+  """
+  state = getattr(_STATELESS, 'state', None)
+  if state is None:
+    return tf.random.uniform([], maxval=maxval, dtype=dtype)
+  state[1] += 1
+  seed = tf.random.experimental.stateless_fold_in(state[0], state[1])
+  return tf.random.stateless_uniform([], seed, maxval=maxval, dtype=dtype)
+
+
 def blend(image1, image2, factor):
   """Interpolates from image1 (factor 0) to image2 (factor 1), as PIL enhancers.
 
@@ -178,8 +210,8 @@ def cutout(image, pad_size, replace=0):
     The image with the square set to `replace`.
   """
   shape = tf.shape(image)
-  center_y = tf.random.uniform([], maxval=shape[0], dtype=tf.int32)
-  center_x = tf.random.uniform([], maxval=shape[1], dtype=tf.int32)
+  center_y = _uniform(maxval=shape[0], dtype=tf.int32)
+  center_x = _uniform(maxval=shape[1], dtype=tf.int32)
   rows = _in_range(shape[0], center_y - pad_size, center_y + pad_size)
   cols = _in_range(shape[1], center_x - pad_size, center_x + pad_size)
   inside = rows[:, tf.newaxis, tf.newaxis] & cols[tf.newaxis, :, tf.newaxis]
@@ -412,7 +444,7 @@ def _int_parameter(level, maxval):
 def _randomly_negate(value):
   """Returns the float tensor `value` or `-value` with equal probability."""
   value = tf.cast(value, tf.float32)
-  return tf.where(tf.random.uniform([]) < 0.5, -value, value)
+  return tf.where(_uniform() < 0.5, -value, value)
 
 
 def _enhance_level_to_arg(level):
@@ -515,7 +547,7 @@ def _apply_with_prob(image, step, op_args, replace):
       args += (replace,)
     return NAME_TO_FUNC[name](image, *args)
 
-  return tf.cond(tf.random.uniform([]) < prob, augment, lambda: image)
+  return tf.cond(_uniform() < prob, augment, lambda: image)
 
 
 def _apply_subpolicy(image, subpolicy, op_args, replace):
@@ -525,7 +557,7 @@ def _apply_subpolicy(image, subpolicy, op_args, replace):
   return image
 
 
-def distort_image_with_autoaugment(image, augmentation_name):
+def distort_image_with_autoaugment(image, augmentation_name, seed=None):
   """Applies one uniformly chosen sub-policy of an AutoAugment policy.
 
   Each step of the chosen sub-policy is then applied with its probability.
@@ -535,6 +567,8 @@ def distort_image_with_autoaugment(image, augmentation_name):
   Args:
     image: A uint8 HxWx3 image tensor of static or dynamic size.
     augmentation_name: 'v0' (ImageNet) or 'cifar10'.
+    seed: None for stateful random ops, or a shape-[2] integer tensor: then
+      every random choice is stateless, a function of `seed` alone.
 
   Returns:
     The augmented uint8 image, of the same shape.
@@ -547,9 +581,11 @@ def distort_image_with_autoaugment(image, augmentation_name):
                      .format(augmentation_name, sorted(_POLICIES)))
   spec = _POLICIES[augmentation_name]
   image = tf.convert_to_tensor(image)
-  op_args = spec.level_to_arg()
-  branches = [
-      functools.partial(_apply_subpolicy, image, subpolicy, op_args, spec.fill)
-      for subpolicy in spec.subpolicies()]
-  index = tf.random.uniform([], maxval=len(branches), dtype=tf.int32)
-  return tf.ensure_shape(tf.switch_case(index, branches), image.shape)
+  with _stateless_draws(seed):
+    op_args = spec.level_to_arg()
+    branches = [
+        functools.partial(_apply_subpolicy, image, subpolicy, op_args, spec.fill)
+        for subpolicy in spec.subpolicies()]
+    index = _uniform(maxval=len(branches), dtype=tf.int32)
+    augmented = tf.switch_case(index, branches)
+  return tf.ensure_shape(augmented, image.shape)

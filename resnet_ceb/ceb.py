@@ -110,15 +110,19 @@ def consistent_logits(z, mus):
   return -0.5 * sq_dist - 0.5 * z_dims * math.log(2.0 * math.pi)
 
 
-def _bottleneck_head(net, labels, num_classes, is_training, weight, marginal):
-  """Shared body of CEB, cCEB and VIB; `marginal` is 'class', 'consistent' or 'standard'."""
+def _bottleneck_head(net, labels, num_classes, is_training, weight, marginal,
+                     seed=None):
+  """Shared body of CEB, cCEB and VIB; `marginal` is 'class', 'consistent' or 'standard'.
+
+  `seed`, if given, is a stateless seed (shape-[2] integer tensor) for z ~ e(z|x).
+  """
   net = tf.cast(net, tf.float32)
   z_dims = net.shape[-1]
   # Get the encoder, e(z|x):
   with tf1.variable_scope('ezx', reuse=tf1.AUTO_REUSE):
     ezx = ezx_dist(net)
   # Only sample z during training; otherwise pass through the encoder's mean.
-  z = ezx.sample() if is_training else ezx.mean()
+  z = ezx.sample(seed=seed) if is_training else ezx.mean()
   out = {'z': z}
   if marginal == 'consistent':
     with tf1.variable_scope('bzy', reuse=tf1.AUTO_REUSE):
@@ -147,7 +151,8 @@ def _bottleneck_head(net, labels, num_classes, is_training, weight, marginal):
   return out
 
 
-def ceb_head(net, labels, num_classes, is_training, gamma, consistent=False):
+def ceb_head(net, labels, num_classes, is_training, gamma, consistent=False,
+             seed=None):
   """The CEB head of Listing 3 on the pre-logits `net` (Listing 1).
 
   Args:
@@ -157,6 +162,8 @@ def ceb_head(net, labels, num_classes, is_training, gamma, consistent=False):
     is_training: sample z ~ e(z|x) when True, else use z = f(x).
     gamma: weight on rex, e^-rho (a float or scalar tensor).
     consistent: cCEB: classify with Bayes' rule on b(z|y) instead of c(y|z).
+    seed: None (stateful sampling) or a shape-[2] integer tensor, a stateless
+      seed that makes z ~ e(z|x) a function of it (see `sample_seed`).
 
   Returns:
     A dict with `z`, `logits` and, given labels, per-example `hzx`, `hzy`,
@@ -164,12 +171,27 @@ def ceb_head(net, labels, num_classes, is_training, gamma, consistent=False):
     (mean(gamma * rex + hyz), without weight decay).
   """
   return _bottleneck_head(net, labels, num_classes, is_training, gamma,
-                          'consistent' if consistent else 'class')
+                          'consistent' if consistent else 'class', seed)
 
 
-def vib_head(net, labels, num_classes, is_training, beta):
+def vib_head(net, labels, num_classes, is_training, beta, seed=None):
   """VIB (Eq. 7): as `ceb_head` with the marginal N(0, I) in place of b(z|y)."""
-  return _bottleneck_head(net, labels, num_classes, is_training, beta, 'standard')
+  return _bottleneck_head(net, labels, num_classes, is_training, beta, 'standard',
+                          seed)
+
+
+def sample_seed(seed, global_step):
+  """The stateless seed of z at a training step: a function of (seed, step) only.
+
+  Args:
+    seed: the run's integer seed (`--seed`).
+    global_step: the int64 global step tensor.
+
+  Returns:
+    A shape-[2] int32 tensor (tfp's seed type), so a resumed run draws the
+    same z at each step.
+  """
+  return tf.stack([tf.constant(seed, tf.int32), tf.cast(global_step, tf.int32)])
 
 
 def xent_head(net, labels, num_classes):
@@ -184,13 +206,16 @@ def xent_head(net, labels, num_classes):
   return out
 
 
-def build_head(loss, net, labels, num_classes, is_training, weight=None):
-  """Dispatches `--loss` to its head; `weight` is gamma (ceb, cceb) or beta (vib)."""
+def build_head(loss, net, labels, num_classes, is_training, weight=None, seed=None):
+  """Dispatches `--loss` to its head; `weight` is gamma (ceb, cceb) or beta (vib).
+
+  `seed` is the optional stateless seed of z (ignored by xent, which has no noise).
+  """
   if loss == 'xent':
     return xent_head(net, labels, num_classes)
   if loss == 'vib':
-    return vib_head(net, labels, num_classes, is_training, weight)
+    return vib_head(net, labels, num_classes, is_training, weight, seed)
   if loss in ('ceb', 'cceb'):
     return ceb_head(net, labels, num_classes, is_training, weight,
-                    consistent=(loss == 'cceb'))
+                    consistent=(loss == 'cceb'), seed=seed)
   raise ValueError('--loss=%r is not one of %s' % (loss, ', '.join(LOSSES)))

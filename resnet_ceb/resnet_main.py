@@ -440,10 +440,7 @@ def make_inputs(f):
   return train, evaluate
 
 
-def latest_step(model_dir):
-  """The global step of model_dir's latest checkpoint, 0 if there is none."""
-  checkpoint = tf1.train.latest_checkpoint(model_dir) if os.path.isdir(model_dir) else None
-  return int(tf1.train.load_variable(checkpoint, 'global_step')) if checkpoint else 0
+latest_step = train_utils.latest_step
 
 
 def _evaluate(estimator, eval_input, f):

@@ -4,6 +4,13 @@ The TPU ResNet reference always builds a `TPUClusterResolver`, which fails off T
 Here the resolver is built only with `use_tpu=True`; otherwise the same
 `TPUEstimator` runs on the CPU (or one GPU) with `use_tpu=False`, and with several
 GPUs a plain Estimator runs the model_fn under `MirroredStrategy`.
+
+`MirroredStrategy` built eagerly picks collective all-reduce (RING on CPUs),
+whose collective ops deadlock inside an Estimator's graph session once the
+inter-op thread pool is small (2 cores: training hung after model.ckpt-0).
+TensorFlow itself falls back to `ReductionToOneDevice` in graph mode, but
+only for strategies created there, so `make_mirrored_strategy` chooses the
+graph-mode all-reduce explicitly.
 """
 import os
 import sys
@@ -30,7 +37,7 @@ class NonFiniteLossError(RuntimeError):
 def make_estimator(model_fn, model_dir, params, *, use_tpu=False, tpu=None,
                    num_gpus=0, train_batch_size, eval_batch_size,
                    save_checkpoints_steps, iterations_per_loop=100,
-                   keep_checkpoint_max=5, tf_random_seed=None):
+                   keep_checkpoint_max=5, tf_random_seed=None, devices=None):
   """Builds the Estimator that runs `model_fn` where the flags say.
 
   Args:
@@ -46,13 +53,16 @@ def make_estimator(model_fn, model_dir, params, *, use_tpu=False, tpu=None,
     iterations_per_loop: TPU steps per host loop.
     keep_checkpoint_max: checkpoints kept.
     tf_random_seed: graph-level seed (for `--deterministic`).
+    devices: the devices to mirror over instead of `num_gpus` GPUs (tests
+      use two virtual CPUs).
 
   Returns:
-    A `TPUEstimator` or, with `num_gpus > 1`, an `Estimator`.
+    A `TPUEstimator` or, with `num_gpus > 1` or `devices`, an `Estimator`.
   """
-  if num_gpus > 1:
-    strategy = tf.distribute.MirroredStrategy(
-        devices=['/gpu:%d' % i for i in range(num_gpus)])
+  if num_gpus > 1 and not devices:
+    devices = ['/gpu:%d' % i for i in range(num_gpus)]
+  if devices:
+    strategy = make_mirrored_strategy(devices)
     return make_mirrored_estimator(model_fn, model_dir, params, strategy,
                                    train_batch_size=train_batch_size,
                                    save_checkpoints_steps=save_checkpoints_steps,
@@ -73,6 +83,19 @@ def make_estimator(model_fn, model_dir, params, *, use_tpu=False, tpu=None,
       use_tpu=use_tpu, model_fn=model_fn, config=config, params=dict(params),
       train_batch_size=train_batch_size, eval_batch_size=eval_batch_size,
       predict_batch_size=eval_batch_size, export_to_tpu=False)
+
+
+def make_mirrored_strategy(devices):
+  """MirroredStrategy over `devices` with an all-reduce that works in a graph session.
+
+  NCCL for GPUs only; otherwise (CPUs, mixed) reduction to one device. The
+  eager default, RING collectives, hangs under an Estimator on CPUs.
+  """
+  if all('gpu' in d.lower() for d in devices):
+    cross_device_ops = tf.distribute.NcclAllReduce()
+  else:
+    cross_device_ops = tf.distribute.ReductionToOneDevice()
+  return tf.distribute.MirroredStrategy(devices, cross_device_ops=cross_device_ops)
 
 
 def make_mirrored_estimator(model_fn, model_dir, params, strategy, *,
@@ -136,6 +159,12 @@ def check_checkpoint_shapes(model_dir, checkpoint, build_variables):
             'variable %s is %s there and %s in this model. Use a new --model_dir.'
             % (model_dir, checkpoint, name,
                saved.get(name, 'missing'), shape))
+
+
+def latest_step(model_dir):
+  """The global step of model_dir's latest checkpoint, 0 if there is none."""
+  checkpoint = tf1.train.latest_checkpoint(model_dir) if os.path.isdir(model_dir) else None
+  return int(tf1.train.load_variable(checkpoint, 'global_step')) if checkpoint else 0
 
 
 def write_params(model_dir, identity, params):

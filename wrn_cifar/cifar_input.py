@@ -30,6 +30,8 @@ PIXELS_PER_IMAGE = IMAGE_SIZE * IMAGE_SIZE * NUM_CHANNELS  # 3072
 BINARY_RECORD_BYTES = 1 + PIXELS_PER_IMAGE  # One label byte, then the pixels.
 PAD_PIXELS = 4
 AUGMENTS = ('none', 'autoaugment')
+# Spacing of the per-example seeds of different --seed values (2^40 examples).
+_SEED_STRIDE = 2**40
 SPLITS = ('train', 'test')
 
 PYTHON_DIR = 'cifar-10-batches-py'
@@ -306,8 +308,8 @@ def load_dataset(data_dir, split, fake_data=False, num_fake=1024):
   return load_tfds_cifar10(split)
 
 
-def _in_memory_dataset(images, labels):
-  """Yields the (image, label) pairs of in-memory arrays, in order.
+def _in_memory_arrays(images, labels):
+  """A one-element dataset holding the whole (images, labels) arrays.
 
   Under an Estimator the input_fn is traced in graph mode, where
   `from_tensor_slices(array)` would bake the data set into the GraphDef as a
@@ -323,24 +325,29 @@ def _in_memory_dataset(images, labels):
         image_array, [None, IMAGE_SIZE, IMAGE_SIZE, NUM_CHANNELS])
     return image_array, tf.ensure_shape(label_array, [None])
 
-  return tf.data.Dataset.from_tensors(0).map(load).cache().unbatch()
+  return tf.data.Dataset.from_tensors(0).map(load).cache()
 
 
-def _autoaugment(image):
-  """Applies the AutoAugment CIFAR-10 policy to a uint8 image."""
-  image = autoaugment.distort_image_with_autoaugment(image, 'cifar10')
+def _in_memory_dataset(images, labels):
+  """Yields the (image, label) pairs of in-memory arrays, in order."""
+  return _in_memory_arrays(images, labels).unbatch()
+
+
+def _autoaugment(image, seed=None):
+  """Applies the AutoAugment CIFAR-10 policy to a uint8 image (stateless if seeded)."""
+  image = autoaugment.distort_image_with_autoaugment(image, 'cifar10', seed=seed)
   return tf.ensure_shape(image, [IMAGE_SIZE, IMAGE_SIZE, NUM_CHANNELS])
 
 
-def _augment_train(augment, example, seed):
+def _augment_train(augment, example, seed, stateless_autoaugment=False):
   """Augments one training example: [AutoAugment,] pad-and-crop, then flip.
 
-  Crop and flip are stateless, driven by a per-example seed, so a seeded
-  pipeline repeats exactly when AutoAugment is off.
+  Crop and flip are stateless, driven by the per-example int64 `seed`;
+  AutoAugment too when `stateless_autoaugment`, so the pipeline repeats exactly.
   """
   image, label = example
   if augment == 'autoaugment':
-    image = _autoaugment(image)
+    image = _autoaugment(image, tf.stack([seed, 2]) if stateless_autoaugment else None)
   padding = [[PAD_PIXELS, PAD_PIXELS], [PAD_PIXELS, PAD_PIXELS], [0, 0]]
   image = tf.pad(image, padding)
   image = tf.image.stateless_random_crop(
@@ -348,6 +355,39 @@ def _augment_train(augment, example, seed):
   image = tf.image.stateless_random_flip_left_right(image,
                                                      seed=tf.stack([seed, 1]))
   return tf.cast(image, tf.float32), label
+
+
+def _epoch_examples(seed, num_examples, arrays, epoch):
+  """One epoch in the order of a stateless permutation drawn from (seed, epoch).
+
+  Yields ((image, label), example_seed), the per-example seed a stateless
+  function of (seed, epoch, position).
+  """
+  images, labels = arrays
+  epoch_seed = tf.stack([tf.constant(seed, tf.int64), epoch])
+  order = tf.argsort(tf.random.stateless_uniform([num_examples], epoch_seed))
+  position = epoch * num_examples + tf.range(num_examples, dtype=tf.int64)
+  # Unique per (seed, position); the stateless ops hash their seeds anyway.
+  example_seeds = seed * _SEED_STRIDE + position
+  return tf.data.Dataset.from_tensor_slices(
+      ((tf.gather(images, order), tf.gather(labels, order)), example_seeds))
+
+
+def _deterministic_train_examples(images, labels, seed, start_example):
+  """The seeded training stream from example `start_example` on.
+
+  Shuffled order and augmentation seeds are functions of (seed, epoch,
+  position) only, so a run resumed at step s (start_example = s * batch)
+  sees exactly the examples an uninterrupted run sees from step s on. Whole
+  epochs are skipped without producing their examples.
+  """
+  num_examples = len(images)
+  start_epoch, offset = divmod(start_example, num_examples)
+  arrays = _in_memory_arrays(images, labels)
+  epochs = tf.data.Dataset.range(start_epoch, 2**62)
+  dataset = tf.data.Dataset.zip((arrays.repeat(), epochs)).flat_map(
+      functools.partial(_epoch_examples, seed, num_examples))
+  return dataset.skip(offset)
 
 
 def _to_float(image, label):
@@ -368,7 +408,7 @@ def _check_inputs(images, labels, augment):
                      (len(images), labels.shape))
 
 
-def build_input_fn(images, labels, is_training, augment, seed=None):
+def build_input_fn(images, labels, is_training, augment, seed=None, start_step=0):
   """Builds a TPUEstimator-style input_fn over in-memory CIFAR-10 arrays.
 
   Training shuffles, repeats forever, then augments each image: with
@@ -385,7 +425,11 @@ def build_input_fn(images, labels, is_training, augment, seed=None):
     is_training: whether to build the training pipeline.
     augment: 'none' or 'autoaugment' (the --augment flag); only used in
       training.
-    seed: seeds shuffling and crop/flip, for repeatable runs; None is random.
+    seed: None: fast, non-repeatable training input. An int: the order of
+      every epoch and every example's augmentation are stateless functions of
+      (seed, epoch, position), so the stream is the same in every run.
+    start_step: with a seed, start the stream at this training step's
+      first example (step * batch), to resume exactly after a restart.
 
   Returns:
     input_fn(params) returning a tf.data.Dataset of (images float32
@@ -399,17 +443,23 @@ def build_input_fn(images, labels, is_training, augment, seed=None):
 
   def input_fn(params):
     batch_size = params['batch_size']
-    dataset = _in_memory_dataset(images, labels)
-    if is_training:
-      dataset = dataset.shuffle(len(images), seed=seed).repeat()
-      dataset = tf.data.Dataset.zip((dataset, tf.data.Dataset.random(seed=seed)))
-      dataset = dataset.map(functools.partial(_augment_train, augment),
-                            num_parallel_calls=tf.data.AUTOTUNE)
-      dataset = dataset.batch(batch_size, drop_remainder=True)
-    else:
-      dataset = dataset.map(_to_float, num_parallel_calls=tf.data.AUTOTUNE)
+    if not is_training:
+      dataset = _in_memory_dataset(images, labels).map(
+          _to_float, num_parallel_calls=tf.data.AUTOTUNE)
       dataset = dataset.batch(
           batch_size, drop_remainder=bool(params.get('drop_remainder', False)))
+      return dataset.prefetch(tf.data.AUTOTUNE)
+    if seed is None:
+      dataset = _in_memory_dataset(images, labels).shuffle(len(images)).repeat()
+      dataset = tf.data.Dataset.zip((dataset, tf.data.Dataset.random()))
+      augment_fn = functools.partial(_augment_train, augment)
+    else:
+      dataset = _deterministic_train_examples(images, labels, seed,
+                                              start_step * batch_size)
+      augment_fn = functools.partial(_augment_train, augment,
+                                     stateless_autoaugment=True)
+    dataset = dataset.map(augment_fn, num_parallel_calls=tf.data.AUTOTUNE)
+    dataset = dataset.batch(batch_size, drop_remainder=True)
     return dataset.prefetch(tf.data.AUTOTUNE)
 
   return input_fn

@@ -67,10 +67,14 @@ def define_flags(flag_values=FLAGS):
 def _jump_start_state():
   """The checkpointed state of the jump-start: crossing step and running accuracy."""
   with tf1.variable_scope('jump_start', reuse=tf1.AUTO_REUSE):
+    # Under MirroredStrategy every replica computes the same update; keep one.
+    first = tf.VariableAggregation.ONLY_FIRST_REPLICA
     threshold_step = tf1.get_variable(
-        'threshold_step', [], tf.int64, tf1.constant_initializer(-1), trainable=False)
+        'threshold_step', [], tf.int64, tf1.constant_initializer(-1), trainable=False,
+        aggregation=first)
     running_accuracy = tf1.get_variable(
-        'running_accuracy', [], tf.float32, tf1.zeros_initializer(), trainable=False)
+        'running_accuracy', [], tf.float32, tf1.zeros_initializer(), trainable=False,
+        aggregation=first)
   return threshold_step, running_accuracy
 
 
@@ -116,6 +120,13 @@ def _metric_fn(labels, logits, *terms):
   return metrics
 
 
+def z_seed(params, global_step):
+  """With --deterministic, the stateless seed of z ~ e(z|x) at this step; else None."""
+  if not params.get('deterministic'):
+    return None
+  return ceb.sample_seed(params['seed'], global_step)
+
+
 def wrn_model_fn(features, labels, mode, params):
   """TPUEstimator model_fn: BN-free WRN + the objective named by params['loss']."""
   is_training = mode == tf.estimator.ModeKeys.TRAIN
@@ -129,7 +140,8 @@ def wrn_model_fn(features, labels, mode, params):
     rho = _rho_tensor(params, global_step, threshold_step)
     weight = ceb.rho_weight(loss_name, rho)
     summaries.update(rho=rho, gamma=weight, running_train_accuracy=running_accuracy)
-  head = ceb.build_head(loss_name, net, labels, NUM_CLASSES, is_training, weight)
+  head = ceb.build_head(loss_name, net, labels, NUM_CLASSES, is_training, weight,
+                        z_seed(params, global_step))
   if mode == tf.estimator.ModeKeys.PREDICT:
     return tf1.estimator.tpu.TPUEstimatorSpec(
         mode, predictions={'logits': head['logits'],
@@ -256,8 +268,14 @@ def run_identity(params):
   return identity
 
 
-def run(f):
-  """Validates, trains with periodic evaluation and returns the last eval metrics."""
+def run(f, devices=None):
+  """Validates, trains with periodic evaluation and returns the last eval metrics.
+
+  Args:
+    f: the parsed flags (see `make_flags`).
+    devices: mirror training over these devices (e.g. two virtual CPUs in
+      tests) instead of what --num_gpus selects.
+  """
   validate_flags(f)
   train_images, train_labels = _load(f, 'train', f.num_train_images)
   eval_images, eval_labels = _load(f, 'test', f.num_eval_images)
@@ -274,10 +292,8 @@ def run(f):
       eval_batch_size=f.eval_batch_size,
       save_checkpoints_steps=f.save_checkpoints_steps or params['steps_per_epoch'],
       iterations_per_loop=params['log_every_n_steps'],
-      tf_random_seed=f.seed if f.deterministic else None)
+      tf_random_seed=f.seed if f.deterministic else None, devices=devices)
   seed = f.seed if f.deterministic else None
-  train_input = cifar_input.build_input_fn(train_images, train_labels, True,
-                                           f.augment_name, seed=seed)
   eval_input = cifar_input.build_input_fn(eval_images, eval_labels, False, 'none')
   eval_steps = -(-len(eval_images) // f.eval_batch_size)
   metrics = None
@@ -285,6 +301,10 @@ def run(f):
     return estimator.evaluate(eval_input, steps=eval_steps)
   every = f.epochs_per_eval * params['steps_per_epoch']
   for next_stop in list(range(every, params['max_steps'], every)) + [params['max_steps']]:
+    # A seeded stream restarts at the restored step's example: exact resume.
+    train_input = cifar_input.build_input_fn(
+        train_images, train_labels, True, f.augment_name, seed=seed,
+        start_step=train_utils.latest_step(f.model_dir))
     estimator.train(train_input, max_steps=next_stop)
     if f.mode == 'train_and_eval':
       metrics = estimator.evaluate(eval_input, steps=eval_steps)
