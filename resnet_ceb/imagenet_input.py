@@ -104,8 +104,11 @@ class ImageNetInput:
     cache: cache the serialized records in memory (the reference's --use_cache).
     num_classes: labels must lie in 1..num_classes in the files.
     num_examples: evaluation reads at most this many records.
-    seed: seeds shuffling and makes the pipeline deterministic; None: fast
-      non-deterministic reading, as the reference's sloppy interleave.
+    seed: None: fast non-deterministic reading, as the reference's sloppy
+      interleave. An int: training reads epoch e in an order seeded by
+      (seed, e), and each example's crop, flip and AutoAugment are stateless
+      functions of (seed, e, position), so `input_fn(params, start_step)`
+      resumes the stream exactly (--use_cache is then ignored).
 
   Raises:
     FileNotFoundError: data_dir or its split's files are missing.
@@ -125,6 +128,7 @@ class ImageNetInput:
     self.num_classes = num_classes
     self.num_examples = num_examples
     self.seed = seed
+    self._records_per_epoch = {}
     if self.data_dir:
       check_files(self.data_dir, is_training)
 
@@ -133,8 +137,11 @@ class ImageNetInput:
     """This split's shard pattern under data_dir."""
     return file_pattern(self.data_dir, self.is_training)
 
-  def dataset_parser(self, value):
-    """Parses one serialized Example into (image, 0-based label)."""
+  def dataset_parser(self, value, example_seed=None):
+    """Parses one serialized Example into (image, 0-based label).
+
+    `example_seed` (shape [2]) makes the training augmentation stateless.
+    """
     parsed = tf.io.parse_single_example(value, {
         'image/encoded': tf.io.FixedLenFeature((), tf.string, ''),
         'image/class/label': tf.io.FixedLenFeature([], tf.int64, -1),
@@ -142,7 +149,7 @@ class ImageNetInput:
     image = resnet_preprocessing.preprocess_image(
         parsed['image/encoded'], self.is_training, self.image_size,
         self.use_bfloat16, self.augment_name if self.is_training else None,
-        self.seed)
+        example_seed)
     return image, self._checked_label(parsed['image/class/label'])
 
   def _checked_label(self, label):
@@ -164,42 +171,88 @@ class ImageNetInput:
     return tf.cast(image, tf.bfloat16 if self.use_bfloat16 else tf.float32), label
 
   def _records(self, host, num_hosts):
-    """The serialized Examples of this host's share of the files."""
-    deterministic = self.seed is not None
-    files = tf.data.Dataset.list_files(self.file_pattern, shuffle=self.is_training,
-                                       seed=self.seed)
+    """The serialized Examples of this host's share of the files (unseeded)."""
+    files = tf.data.Dataset.list_files(self.file_pattern, shuffle=self.is_training)
     files = files.shard(num_hosts, host)
     if self.is_training and not self.cache:
       files = files.repeat()
     records = files.interleave(
         functools.partial(tf.data.TFRecordDataset, buffer_size=READ_BUFFER_BYTES),
         cycle_length=CYCLE_LENGTH, num_parallel_calls=tf.data.AUTOTUNE,
-        deterministic=deterministic or not self.is_training)
+        deterministic=not self.is_training)
     if self.cache:
       records = records.cache()
     if not self.is_training:
       return records
     buffer = CACHED_SHUFFLE_BUFFER if self.cache else SHUFFLE_BUFFER
-    records = records.shuffle(buffer, seed=self.seed)
+    records = records.shuffle(buffer)
     return records.repeat() if self.cache else records
 
-  def make_source_dataset(self, host=0, num_hosts=1):
-    """Parsed (image, label) examples, before batching."""
+  def _host_files(self, host, num_hosts):
+    """This host's share of the split's files, in sorted order."""
+    return check_files(self.data_dir, self.is_training)[host::num_hosts]
+
+  def _count_records(self, files):
+    """Records in `files` (one read of the data, once per input), for skipping epochs."""
+    key = tuple(files)
+    if key not in self._records_per_epoch:
+      with tf.init_scope():
+        count = tf.data.TFRecordDataset(files).reduce(
+            tf.constant(0, tf.int64), lambda n, _: n + 1)
+        self._records_per_epoch[key] = int(count)
+    return self._records_per_epoch[key]
+
+  def _epoch_records(self, files, epoch):
+    """Epoch `epoch`'s records with their stateless example seeds [seed_e, position]."""
+    epoch_seed = self.seed * 2**20 + epoch
+    shuffled_files = tf.data.Dataset.from_tensor_slices(files).shuffle(
+        len(files), seed=epoch_seed)
+    records = shuffled_files.interleave(
+        functools.partial(tf.data.TFRecordDataset, buffer_size=READ_BUFFER_BYTES),
+        cycle_length=CYCLE_LENGTH, num_parallel_calls=tf.data.AUTOTUNE,
+        deterministic=True)
+    records = records.shuffle(SHUFFLE_BUFFER, seed=epoch_seed).enumerate()
+    return records.map(
+        lambda position, record: (record, tf.stack([epoch_seed, position])))
+
+  def _seeded_train_dataset(self, host, num_hosts, start_example):
+    """The seeded training stream from example `start_example` on.
+
+    Whole epochs are skipped without reading them (after one count of the
+    records); only the remainder is read and dropped, unparsed.
+    """
+    files = self._host_files(host, num_hosts)
+    start_epoch, offset = 0, start_example
+    if start_example:
+      start_epoch, offset = divmod(start_example, self._count_records(files))
+    epochs = tf.data.Dataset.range(start_epoch, 2**62)
+    records = epochs.flat_map(functools.partial(self._epoch_records, files))
+    return records.skip(offset).map(self.dataset_parser,
+                                    num_parallel_calls=tf.data.AUTOTUNE)
+
+  def make_source_dataset(self, host=0, num_hosts=1, start_example=0):
+    """Parsed (image, label) examples, before batching.
+
+    `start_example` skips that many training examples of a seeded stream.
+    """
     if self.data_dir is None:
-      dataset = tf.data.Dataset.range(2**62).map(self._fake_example)
+      dataset = tf.data.Dataset.range(start_example, 2**62).map(self._fake_example)
+    elif self.is_training and self.seed is not None:
+      dataset = self._seeded_train_dataset(host, num_hosts, start_example)
     else:
       dataset = self._records(host, num_hosts).map(
           self.dataset_parser, num_parallel_calls=tf.data.AUTOTUNE,
-          deterministic=self.seed is not None or not self.is_training)
+          deterministic=not self.is_training)
     if not self.is_training and self.num_examples:
       dataset = dataset.take(self.num_examples)
     return dataset
 
-  def input_fn(self, params):
+  def input_fn(self, params, start_step=0):
     """TPUEstimator input_fn: batches of (images [B, H, W, 3], labels [B]).
 
     Training drops the last partial batch (and so does evaluation on TPU,
-    which needs static shapes); evaluation off TPU keeps it.
+    which needs static shapes); evaluation off TPU keeps it. With a seed,
+    training starts at global step `start_step`'s first example.
     """
     batch_size = params['batch_size']
     host, num_hosts = 0, 1
@@ -207,7 +260,7 @@ class ImageNetInput:
       host = params['context'].current_input_fn_deployment()[1]
       num_hosts = params['context'].num_hosts
     drop_remainder = self.is_training or bool(params.get('use_tpu'))
-    dataset = self.make_source_dataset(host, num_hosts)
+    dataset = self.make_source_dataset(host, num_hosts, start_step * batch_size)
     dataset = dataset.batch(batch_size, drop_remainder=drop_remainder)
     return dataset.prefetch(tf.data.AUTOTUNE)
 

@@ -234,8 +234,11 @@ def resnet_model_fn(features, labels, mode, params):
   if params['loss'] != 'xent':
     weight = rho_weight_schedule(params, global_step)
   # Listing 3's `cyz_dist(z, params)` meant num_classes, which build_head passes.
+  z_seed = None
+  if is_training and params.get('deterministic'):
+    z_seed = ceb.sample_seed(params['seed'], global_step)
   head = ceb.build_head(params['loss'], net, labels, params['num_label_classes'],
-                        is_training, weight)
+                        is_training, weight, z_seed)
   logits = head['logits']
   if mode == tf.estimator.ModeKeys.PREDICT:
     predictions = {'classes': tf.argmax(logits, axis=1),
@@ -453,16 +456,23 @@ def _evaluate(estimator, eval_input, f):
   return metrics
 
 
+def _train_to(estimator, train_input, f, max_steps):
+  """Trains to max_steps; the input starts at the restored step (exact resume if seeded)."""
+  input_fn = functools.partial(train_input.input_fn,
+                               start_step=latest_step(f.model_dir))
+  estimator.train(input_fn, max_steps=max_steps)
+
+
 def _train(estimator, train_input, eval_input, f):
   """Trains to --train_steps, evaluating every --steps_per_eval in train_and_eval."""
   if f.mode == 'train':
-    estimator.train(train_input.input_fn, max_steps=f.train_steps)
+    _train_to(estimator, train_input, f, f.train_steps)
     return None
   metrics = None
   current = latest_step(f.model_dir)
   while current < f.train_steps:
     current = min(current + f.steps_per_eval, f.train_steps)
-    estimator.train(train_input.input_fn, max_steps=current)
+    _train_to(estimator, train_input, f, current)
     metrics = _evaluate(estimator, eval_input, f)
   return metrics
 
@@ -477,8 +487,11 @@ def _export(estimator, f):
   return path
 
 
-def run(f):
+def run(f, devices=None):
   """Validates the flags, then trains and/or evaluates; returns the last eval metrics.
+
+  `devices` mirrors training over those devices (tests: two virtual CPUs)
+  instead of what --num_gpus selects.
 
   Raises:
     ValueError, FileNotFoundError: a flag or the data is unusable (nothing
@@ -505,7 +518,7 @@ def run(f):
       eval_batch_size=f.eval_batch_size,
       save_checkpoints_steps=max(MIN_CHECKPOINT_STEPS, f.iterations_per_loop),
       iterations_per_loop=f.iterations_per_loop,
-      tf_random_seed=f.seed if f.deterministic else None)
+      tf_random_seed=f.seed if f.deterministic else None, devices=devices)
   with imagenet_input.reading_errors(f.data_dir):
     if f.mode == 'eval':
       return _evaluate(estimator, eval_input, f)

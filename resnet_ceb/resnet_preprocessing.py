@@ -37,18 +37,21 @@ def distorted_bounding_box_crop(image_bytes, bbox, min_object_covered=0.1,
     aspect_ratio_range: allowed width / height of the crop.
     area_range: allowed fraction of the image area.
     max_attempts: samples tried before returning the whole image.
-    seed: op seed for deterministic runs; None leaves the op unseeded.
+    seed: None (stateful op), or a shape-[2] integer tensor making the crop a
+      stateless function of it.
 
   Returns:
     The uint8 [h, w, 3] crop.
   """
   shape = tf.io.extract_jpeg_shape(image_bytes)
-  bbox_begin, bbox_size, _ = tf.image.sample_distorted_bounding_box(
-      shape, bounding_boxes=bbox, min_object_covered=min_object_covered,
-      aspect_ratio_range=aspect_ratio_range, area_range=area_range,
-      max_attempts=max_attempts, use_image_if_no_bounding_boxes=True,
-      # The op takes seed 0 as "unseeded", which op determinism refuses.
-      seed=0 if seed is None else seed + 1)
+  options = dict(bounding_boxes=bbox, min_object_covered=min_object_covered,
+                 aspect_ratio_range=aspect_ratio_range, area_range=area_range,
+                 max_attempts=max_attempts, use_image_if_no_bounding_boxes=True)
+  if seed is None:
+    bbox_begin, bbox_size, _ = tf.image.sample_distorted_bounding_box(shape, **options)
+  else:
+    bbox_begin, bbox_size, _ = tf.image.stateless_sample_distorted_bounding_box(
+        shape, seed=seed, **options)
   offset_y, offset_x, _ = tf.unstack(bbox_begin)
   target_height, target_width, _ = tf.unstack(bbox_size)
   crop_window = tf.stack([offset_y, offset_x, target_height, target_width])
@@ -95,10 +98,11 @@ def _decode_and_center_crop(image_bytes, image_size):
   return _resize(image, image_size)
 
 
-def _autoaugment(image):
+def _autoaugment(image, seed=None):
   """AutoAugment policy v0 on float pixels, through uint8 as the reference."""
   image = tf.cast(tf.clip_by_value(image, 0.0, 255.0), tf.uint8)
-  image = autoaugment.distort_image_with_autoaugment(image, AUTOAUGMENT_POLICY)
+  image = autoaugment.distort_image_with_autoaugment(image, AUTOAUGMENT_POLICY,
+                                                     seed=seed)
   return tf.cast(image, tf.float32)
 
 
@@ -109,14 +113,28 @@ def _finish(image, image_size, use_bfloat16):
   return tf.cast(image, tf.bfloat16 if use_bfloat16 else tf.float32)
 
 
+def _sub_seed(seed, index):
+  """The index-th stateless seed derived from `seed`, or None when unseeded."""
+  if seed is None:
+    return None
+  return tf.random.experimental.stateless_fold_in(seed, index)
+
+
+def _flip(image, seed):
+  """Random left-right flip, stateless when seeded."""
+  if seed is None:
+    return tf.image.random_flip_left_right(image)
+  return tf.image.stateless_random_flip_left_right(image, seed)
+
+
 def preprocess_for_train(image_bytes, image_size=IMAGE_SIZE, use_bfloat16=False,
                          augment_name=None, seed=None):
-  """Random crop, flip and optional AutoAugment of one JPEG."""
-  image = _decode_and_random_crop(image_bytes, image_size, seed)
-  image = tf.image.random_flip_left_right(image)
+  """Random crop, flip and optional AutoAugment of one JPEG (stateless if seeded)."""
+  image = _decode_and_random_crop(image_bytes, image_size, _sub_seed(seed, 0))
+  image = _flip(image, _sub_seed(seed, 1))
   image = tf.reshape(image, [image_size, image_size, 3])
   if augment_name == 'autoaugment':
-    image = _autoaugment(image)
+    image = _autoaugment(image, _sub_seed(seed, 2))
   return _finish(image, image_size, use_bfloat16)
 
 
@@ -143,8 +161,8 @@ def preprocess_image(image_bytes, is_training, image_size=IMAGE_SIZE,
     image_size: output height and width.
     use_bfloat16: return bfloat16 (for TPU) instead of float32.
     augment_name: None, or 'autoaugment' for ImageNet policy v0 (training only).
-    seed: seed of the random crop, for deterministic runs (the other random
-      ops follow the graph-level seed).
+    seed: None, or a shape-[2] integer tensor: crop, flip and AutoAugment
+      are then stateless functions of it (deterministic runs, exact resume).
 
   Returns:
     A [image_size, image_size, 3] tensor of pixels in [0, 255].
