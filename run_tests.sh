@@ -4,4 +4,4 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/scripts/bootstrap.sh"
 ceb_bootstrap
 cd "$ceb_root"
-exec python -m pytest tests "$@"
+exec python -m pytest "$@"  # pytest.ini: testpaths = tests

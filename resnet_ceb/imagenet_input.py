@@ -196,10 +196,9 @@ class ImageNetInput:
     """Records in `files` (one read of the data, once per input), for skipping epochs."""
     key = tuple(files)
     if key not in self._records_per_epoch:
-      with tf.init_scope():
-        count = tf.data.TFRecordDataset(files).reduce(
-            tf.constant(0, tf.int64), lambda n, _: n + 1)
-        self._records_per_epoch[key] = int(count)
+      # A Python reader: input_fn runs while the Estimator builds its graph.
+      self._records_per_epoch[key] = sum(
+          1 for path in files for _ in tf.compat.v1.io.tf_record_iterator(path))
     return self._records_per_epoch[key]
 
   def _epoch_records(self, files, epoch):

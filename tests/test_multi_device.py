@@ -32,7 +32,7 @@ WRN_FLAGS = ['--depth=10', '--width=1', '--train_batch_size=16', '--augment_name
              '--train_epochs=3', '--save_checkpoints_steps=20', '--mode=train']
 RESNET_FLAGS = ['--resnet_depth=18', '--image_size=32', '--train_batch_size=4',
                 '--eval_batch_size=4', '--num_eval_images=8', '--iterations_per_loop=1',
-                '--loss=ceb', '--rho=2', '--anneal_rho=0', '--base_learning_rate=16',
+                '--loss=xent', '--base_learning_rate=2',
                 '--num_train_images=8', '--weight_decay=0',
                 '--mode=train']
 RESNET_STEPS = 10
@@ -82,7 +82,8 @@ def _eval_losses(estimator, input_fn, model_dir, steps):
   """Eval cross-entropy (hyz) of the first and last checkpoints, restored on one device.
 
   hyz rather than the full CEB loss, whose gamma * rex term grows as the
-  encoder spreads its means apart while the classifier learns.
+  encoder spreads its means apart while the classifier learns (xent: hyz
+  is its loss without weight decay).
   """
   paths = _checkpoints(model_dir)
   return [estimator.evaluate(input_fn, steps=steps, checkpoint_path=p)['hyz']
