@@ -11,11 +11,10 @@ being timed. Prints per-round medians and, last,
 """
 import argparse
 import os
-import statistics
-import time
 
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '3')
 
+from benchmarks import common  # pylint: disable=g-import-not-at-top
 from wrn_cifar import cifar_input  # pylint: disable=g-import-not-at-top
 
 MODES = ('autoaugment', 'none')
@@ -41,14 +40,6 @@ def parse_args(argv=None):
   return args
 
 
-def _pull(iterator, steps):
-  """Pulls steps batches and returns the seconds it took."""
-  start = time.perf_counter()
-  for _ in range(steps):
-    next(iterator)
-  return time.perf_counter() - start
-
-
 def main(argv=None):
   args = parse_args(argv)
   images, labels = cifar_input.load_dataset(args.data_dir, 'train',
@@ -57,13 +48,8 @@ def main(argv=None):
   params = {'batch_size': args.batch_size}
   iterators = {mode: iter(cifar_input.build_input_fn(images, labels, True, mode, seed=0)(params))
                for mode in MODES}
-  rates = {mode: [] for mode in MODES}
-  for _ in range(args.rounds):
-    for mode in MODES:
-      _pull(iterators[mode], args.warmup_steps)
-      seconds = _pull(iterators[mode], args.steps)
-      rates[mode].append(args.steps * args.batch_size / seconds)
-  medians = {mode: statistics.median(rates[mode]) for mode in MODES}
+  medians = common.median_images_per_sec(iterators, args.batch_size, args.rounds,
+                                         args.steps, args.warmup_steps)
   source = args.data_dir or '%d fake images' % args.num_fake
   print('%s, batch %d, %d rounds x %d steps: median images/sec autoaugment %.0f, plain %.0f'
         % (source, args.batch_size, args.rounds, args.steps, medians['autoaugment'],

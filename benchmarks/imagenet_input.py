@@ -14,12 +14,11 @@ medians and, last, `autoaugment_images_per_sec=N plain_images_per_sec=M`.
 """
 import argparse
 import os
-import statistics
 import tempfile
-import time
 
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '3')
 
+from benchmarks import common  # pylint: disable=g-import-not-at-top
 from resnet_ceb import imagenet_input  # pylint: disable=g-import-not-at-top
 from resnet_ceb import make_tfrecords  # pylint: disable=g-import-not-at-top
 
@@ -47,14 +46,6 @@ def parse_args(argv=None):
   return args
 
 
-def _pull(iterator, steps):
-  """Pulls steps batches and returns the seconds it took."""
-  start = time.perf_counter()
-  for _ in range(steps):
-    next(iterator)
-  return time.perf_counter() - start
-
-
 def main(argv=None):
   """Generates the data, times both pipelines and prints the rates."""
   args = parse_args(argv)
@@ -66,13 +57,8 @@ def main(argv=None):
         mode: iter(imagenet_input.ImageNetInput(
             True, data_dir, image_size=args.image_size, augment_name=mode).input_fn(params))
         for mode in MODES}
-    rates = {mode: [] for mode in MODES}
-    for _ in range(args.rounds):
-      for mode in MODES:
-        _pull(iterators[mode], args.warmup_steps)
-        seconds = _pull(iterators[mode], args.steps)
-        rates[mode].append(args.steps * args.batch_size / seconds)
-  medians = {mode: statistics.median(rates[mode]) for mode in MODES}
+    medians = common.median_images_per_sec(iterators, args.batch_size, args.rounds,
+                                           args.steps, args.warmup_steps)
   print('%d generated JPEGs %d px wide -> %d px, batch %d, %d rounds x %d steps: '
         'median images/sec autoaugment %.0f, plain %.0f'
         % (args.num_images, args.source_size, args.image_size, args.batch_size,

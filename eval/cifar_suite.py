@@ -60,12 +60,9 @@ def evaluate_model(model_dir, *, data_dir=None, fake_data=False, linf_epsilons=(
   attacked = pgd.array_examples(images[:num_examples], labels[:num_examples])
   for norm, epsilons in (('linf', linf_epsilons), ('l2', l2_epsilons)):
     config = pgd.PgdConfig(norm=norm, num_steps=num_steps, batch_size=batch_size)
-    header = results.header_for(
-        model, dict(config.header_flags(), num_examples=num_examples, **data_flags),
-        'cifar10')
-    result = results.ResultFile(
-        results.default_path(model_dir, config.evaluation, model.step),
-        config.evaluation, header)
+    result = results.open_default(
+        model, config.evaluation,
+        dict(config.header_flags(), num_examples=num_examples, **data_flags), 'cifar10')
     summaries[config.evaluation] = pgd.evaluate_pgd(model, attacked, epsilons, config,
                                                     result)
   if cifar10c_dir:

@@ -27,9 +27,7 @@ def _clean(model, examples_fn, batch_size, data_flags):
     return examples_fn().batch(batch_size).map(
         lambda image, label: {'image': image, 'label': label})
 
-  result = results.ResultFile(
-      results.default_path(model.model_dir, clean.EVALUATION, model.step),
-      clean.EVALUATION, results.header_for(model, data_flags, 'imagenet'))
+  result = results.open_default(model, clean.EVALUATION, data_flags, 'imagenet')
   if not result.done('validation'):
     result.add('validation', clean.item_value(*clean.count_correct(model, input_fn)))
   item = result.items['validation']
@@ -41,10 +39,8 @@ def _pgd(model, examples_fn, norm, batch_size, data_flags):
   config = pgd.PgdConfig(norm=norm, num_steps=PAPER_PGD['num_steps'],
                          step_size=PAPER_PGD['step_size'], targeted=True,
                          batch_size=batch_size)
-  result = results.ResultFile(
-      results.default_path(model.model_dir, config.evaluation, model.step),
-      config.evaluation,
-      results.header_for(model, dict(config.header_flags(), **data_flags), 'imagenet'))
+  result = results.open_default(model, config.evaluation,
+                                dict(config.header_flags(), **data_flags), 'imagenet')
   return pgd.evaluate_pgd(model, examples_fn, [PAPER_PGD['epsilon']], config, result)
 
 

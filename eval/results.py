@@ -41,6 +41,12 @@ def header_for(model, flags, dataset):
           'step': model.step, 'dataset': dataset, 'model_params': model.params}
 
 
+def open_default(model, evaluation, flags, dataset):
+  """The ResultFile of `evaluation` of a LoadedModel at its default path."""
+  return ResultFile(default_path(model.model_dir, evaluation, model.step), evaluation,
+                    header_for(model, flags, dataset))
+
+
 class ResultFile:
   """A result file being filled in, item by item.
 
