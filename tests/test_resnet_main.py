@@ -129,6 +129,23 @@ def test_each_objective_trains_one_step_and_evaluates(trained, loss):
   assert glob.glob(os.path.join(model_dir, 'events.out.tfevents.*'))
 
 
+@pytest.mark.slow
+def test_resnet50_ceb_trains_and_evaluates_on_cpu(data_dir, tmp_path):
+  # The newcomer's path of docs/IMAGENET.md, at a small image size.
+  model_dir = str(tmp_path / 'r50')
+  metrics = resnet_main.run(_flags(**dict(TINY, resnet_depth=50, train_steps=2),
+                                   data_dir=data_dir, model_dir=model_dir,
+                                   loss='ceb', rho=3.0, anneal_rho=2))
+  assert metrics['global_step'] == 2
+  assert {'top_1_accuracy', 'top_5_accuracy', 'hzx', 'hzy', 'hyz', 'rex'} <= set(metrics)
+  assert train_utils.read_params(model_dir)['resnet_depth'] == 50
+  from eval import runner  # pylint: disable=g-import-not-at-top
+  model = runner.load_model(model_dir)
+  with tf.Graph().as_default():
+    logits = model.logits_fn(tf.zeros([2, IMAGE_SIZE, IMAGE_SIZE, 3]))
+    assert logits.shape.as_list() == [2, 1000]
+
+
 def _pixels(count, seed=0):
   return np.random.RandomState(seed).uniform(
       0, 255, (count, IMAGE_SIZE, IMAGE_SIZE, 3)).astype(np.float32)
