@@ -247,8 +247,7 @@ def build_parser():
   """The command-line flags of `python -m eval.cifar10_c`."""
   parser = clean.ArgumentParser(
       prog='python -m eval.cifar10_c', description='CIFAR-10-C errors and mCE.')
-  parser.add_argument('--model_dir', required=True, help='A trainer\'s model_dir.')
-  parser.add_argument('--checkpoint', help='Checkpoint prefix; default: the latest.')
+  clean.add_model_flags(parser)
   parser.add_argument('--data_dir', required=True,
                       help='CIFAR-10-C folder: <corruption>.npy and labels.npy.')
   parser.add_argument('--corruptions',

@@ -103,6 +103,12 @@ def run_cli(parser, run, argv=None):
     sys.exit(2)
 
 
+def add_model_flags(parser):
+  """The flags every evaluation CLI shares: which model and checkpoint."""
+  parser.add_argument('--model_dir', required=True, help='A trainer\'s model_dir.')
+  parser.add_argument('--checkpoint', help='Checkpoint prefix; default: the latest.')
+
+
 def evaluate(model, images, labels, *, output, batch_size=500, flags=None):
   """Evaluates a CIFAR-10 model's clean accuracy into a result file.
 
@@ -148,8 +154,7 @@ def build_parser():
   """The command-line flags of `python -m eval.clean`."""
   parser = ArgumentParser(
       prog='python -m eval.clean', description='Clean test accuracy of a CIFAR-10 model.')
-  parser.add_argument('--model_dir', required=True, help='A trainer\'s model_dir.')
-  parser.add_argument('--checkpoint', help='Checkpoint prefix; default: the latest.')
+  add_model_flags(parser)
   parser.add_argument('--dataset', default='cifar10', choices=['cifar10'])
   parser.add_argument('--data_dir', help='Local CIFAR-10 copy; unset: tfds cifar10.')
   parser.add_argument('--fake_data', action='store_true', help='Random test images.')

@@ -151,8 +151,7 @@ def build_parser():
   """The command-line flags of `python -m eval.imagenet_a`."""
   parser = clean.ArgumentParser(
       prog='python -m eval.imagenet_a', description='ImageNet-A top-1 error.')
-  parser.add_argument('--model_dir', required=True, help='A trainer\'s model_dir.')
-  parser.add_argument('--checkpoint', help='Checkpoint prefix; default: the latest.')
+  clean.add_model_flags(parser)
   parser.add_argument('--data_dir', required=True,
                       help='The imagenet-a folder: <wnid>/*.jpg.')
   parser.add_argument('--batch_size', type=int, default=100)

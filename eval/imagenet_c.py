@@ -410,8 +410,7 @@ def build_parser():
   """The command-line flags of `python -m eval.imagenet_c`."""
   parser = clean.ArgumentParser(
       prog='python -m eval.imagenet_c', description='ImageNet-C errors and mCE.')
-  parser.add_argument('--model_dir', required=True, help='A trainer\'s model_dir.')
-  parser.add_argument('--checkpoint', help='Checkpoint prefix; default: the latest.')
+  clean.add_model_flags(parser)
   parser.add_argument('--data_dir', required=True,
                       help='ImageNet-C root: <corruption>/<severity>/<wnid>/*.JPEG.')
   parser.add_argument('--corruptions', default=','.join(CORRUPTIONS),
