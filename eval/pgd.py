@@ -430,20 +430,17 @@ def array_examples(images, labels):
 
   Returns:
     `examples_fn()` returning an unbatched tf.data.Dataset of (float32 image,
-    int32 label). The arrays are handed over through a generator, so they are
-    not baked into the graph.
+    int32 label). The arrays are handed over by `cifar_input.in_memory_dataset`,
+    so they are not baked into the graph.
   """
   images, labels = np.asarray(images), np.asarray(labels, dtype=np.int32)
   _require(images.ndim == 4 and labels.shape == (len(images),),
            'images must be [N, H, W, C] and labels [N], got %s and %s'
            % (images.shape, labels.shape))
-  signature = (tf.TensorSpec((None,) + images.shape[1:], tf.as_dtype(images.dtype)),
-               tf.TensorSpec([None], tf.int32))
 
   def examples_fn():
-    whole = tf.data.Dataset.from_generator(lambda: iter([(images, labels)]),
-                                           output_signature=signature)
-    return whole.unbatch().map(lambda image, label: (tf.cast(image, tf.float32), label))
+    whole = cifar_input.in_memory_dataset(images, labels)
+    return whole.map(lambda image, label: (tf.cast(image, tf.float32), label))
 
   return examples_fn
 

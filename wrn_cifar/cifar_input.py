@@ -320,16 +320,20 @@ def _in_memory_arrays(images, labels):
   """
   def load(_):
     image_array, label_array = tf.numpy_function(
-        lambda: (images, labels), [], (tf.uint8, tf.int32))
-    image_array = tf.ensure_shape(
-        image_array, [None, IMAGE_SIZE, IMAGE_SIZE, NUM_CHANNELS])
+        lambda: (images, labels), [], (tf.as_dtype(images.dtype), tf.int32))
+    image_array = tf.ensure_shape(image_array, (None,) + images.shape[1:])
     return image_array, tf.ensure_shape(label_array, [None])
 
   return tf.data.Dataset.from_tensors(0).map(load).cache()
 
 
-def _in_memory_dataset(images, labels):
-  """Yields the (image, label) pairs of in-memory arrays, in order."""
+def in_memory_dataset(images, labels):
+  """Yields the (image, label) pairs of in-memory arrays, in order.
+
+  Args:
+    images: [N, ...] numpy array (CIFAR: uint8 [N, 32, 32, 3]).
+    labels: int32 [N] numpy array.
+  """
   return _in_memory_arrays(images, labels).unbatch()
 
 
@@ -444,13 +448,13 @@ def build_input_fn(images, labels, is_training, augment, seed=None, start_step=0
   def input_fn(params):
     batch_size = params['batch_size']
     if not is_training:
-      dataset = _in_memory_dataset(images, labels).map(
+      dataset = in_memory_dataset(images, labels).map(
           _to_float, num_parallel_calls=tf.data.AUTOTUNE)
       dataset = dataset.batch(
           batch_size, drop_remainder=bool(params.get('drop_remainder', False)))
       return dataset.prefetch(tf.data.AUTOTUNE)
     if seed is None:
-      dataset = _in_memory_dataset(images, labels).shuffle(len(images)).repeat()
+      dataset = in_memory_dataset(images, labels).shuffle(len(images)).repeat()
       dataset = tf.data.Dataset.zip((dataset, tf.data.Dataset.random()))
       augment_fn = functools.partial(_augment_train, augment)
     else:
