@@ -22,6 +22,7 @@ from eval import imagenet_c
 from eval import results
 from eval import runner
 from resnet_ceb import fileio
+from resnet_ceb import train_utils
 from wrn_cifar import cifar_input
 
 EVALUATION = 'cifar10_c'
@@ -231,7 +232,7 @@ def run(args):
   corruptions = (imagenet_c.parse_names('corruptions', args.corruptions, CORRUPTIONS)
                  if args.corruptions else None)
   severities = imagenet_c.parse_severities(args.severities)
-  clean.require_positive('batch_size', args.batch_size)
+  train_utils.require_positive('batch_size', args.batch_size)
   model = runner.load_model(args.model_dir, args.checkpoint)
   data = evaluate(model, args.data_dir, output=clean.output_path(args, model, EVALUATION),
                   corruptions=corruptions, severities=severities,

@@ -7,7 +7,6 @@ Each evaluation writes its own resumable result file under model_dir/results
 PGD follows section 2.4: untargeted, n = 20 steps, alpha = 4/3 eps / n, in pixel
 units. The paper names no epsilon grid; the defaults cover its Figure 2 ranges.
 """
-import argparse
 import sys
 
 from eval import cifar10_c
@@ -15,6 +14,7 @@ from eval import clean
 from eval import pgd
 from eval import results
 from eval import runner
+from resnet_ceb import train_utils
 from wrn_cifar import cifar_input
 
 DEFAULT_LINF_EPSILONS = (0, 1, 2, 4, 8, 16, 32)
@@ -92,7 +92,7 @@ def main(argv=None):
   try:
     args = _parse(argv)
     if args.num_examples is not None:
-      clean.require_positive('num_examples', args.num_examples)
+      train_utils.require_positive('num_examples', args.num_examples)
     summaries = evaluate_model(
         args.model_dir, data_dir=args.data_dir, fake_data=args.fake_data,
         linf_epsilons=parse_epsilons(args.linf_epsilons, 'linf_epsilons'),

@@ -16,6 +16,7 @@ import tensorflow as tf
 
 from eval import results
 from eval import runner
+from resnet_ceb import train_utils
 from wrn_cifar import cifar_input
 
 EVALUATION = 'clean'
@@ -76,12 +77,6 @@ def require_classes(model, num_classes, dataset):
                      % (model.model_dir, found, dataset, num_classes))
 
 
-def require_positive(name, value):
-  """Raises ValueError naming the flag unless value is a positive integer."""
-  if value is None or value <= 0:
-    raise ValueError('--%s=%r must be a positive integer' % (name, value))
-
-
 def output_path(args, model, evaluation):
   """--output, or the evaluation's default file under the model_dir."""
   return args.output or results.default_path(model.model_dir, evaluation, model.step)
@@ -136,7 +131,7 @@ def evaluate(model, images, labels, *, output, batch_size=500, flags=None):
 
 def run(args):
   """The CLI: validates the flags, loads model and test set, evaluates."""
-  require_positive('batch_size', args.batch_size)
+  train_utils.require_positive('batch_size', args.batch_size)
   if args.fake_data and args.data_dir:
     raise ValueError('--fake_data and --data_dir exclude each other')
   images, labels = cifar_input.load_dataset(args.data_dir, 'test', args.fake_data)

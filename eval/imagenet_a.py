@@ -17,6 +17,7 @@ from eval import clean
 from eval import imagenet_c
 from eval import results
 from eval import runner
+from resnet_ceb import train_utils
 
 EVALUATION = 'imagenet_a'
 ITEM = 'all'
@@ -137,7 +138,7 @@ def evaluate(model, data_dir, *, output, batch_size=100, resize_size=256,
 
 def run(args):
   """The CLI: validates the flags, loads the model, evaluates."""
-  clean.require_positive('batch_size', args.batch_size)
+  train_utils.require_positive('batch_size', args.batch_size)
   model = runner.load_model(args.model_dir, args.checkpoint)
   data = evaluate(model, args.data_dir, output=clean.output_path(args, model, EVALUATION),
                   batch_size=args.batch_size, resize_size=args.resize_size,

@@ -25,6 +25,7 @@ import tensorflow as tf
 from eval import clean
 from eval import results
 from eval import runner
+from resnet_ceb import train_utils
 
 EVALUATION = 'imagenet_c'
 NUM_CLASSES = 1000
@@ -394,8 +395,8 @@ def run(args):
   """The CLI: validates the flags, loads the model, evaluates."""
   corruptions = parse_names('corruptions', args.corruptions, CORRUPTIONS)
   severities = parse_severities(args.severities)
-  clean.require_positive('batch_size', args.batch_size)
-  clean.require_positive('image_size', args.image_size)
+  train_utils.require_positive('batch_size', args.batch_size)
+  train_utils.require_positive('image_size', args.image_size)
   model = runner.load_model(args.model_dir, args.checkpoint)
   data = evaluate(model, args.data_dir, output=clean.output_path(args, model, EVALUATION),
                   corruptions=corruptions, severities=severities,

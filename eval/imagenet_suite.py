@@ -7,7 +7,6 @@ file under model_dir/results; those the flags give no data for are skipped.
 PGD as in section 3.2: targeted (a seeded random wrong class), eps = 16,
 n = 20 steps, step size 2, in pixel units, L2 and L-inf.
 """
-import argparse
 import sys
 
 from eval import clean
@@ -16,6 +15,7 @@ from eval import imagenet_c
 from eval import pgd
 from eval import results
 from eval import runner
+from resnet_ceb import train_utils
 
 PAPER_PGD = {'epsilon': 16.0, 'num_steps': 20, 'step_size': 2.0}
 
@@ -86,7 +86,7 @@ def main(argv=None):
     if not (args.data_dir or args.imagenet_c_dir or args.imagenet_a_dir):
       raise ValueError('nothing to evaluate: give --data_dir, --imagenet_c_dir '
                        'and/or --imagenet_a_dir')
-    clean.require_positive('batch_size', args.batch_size)
+    train_utils.require_positive('batch_size', args.batch_size)
     summaries = evaluate_model(
         args.model_dir, data_dir=args.data_dir, imagenet_c_dir=args.imagenet_c_dir,
         imagenet_a_dir=args.imagenet_a_dir, num_examples=args.num_examples,

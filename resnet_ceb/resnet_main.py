@@ -326,14 +326,6 @@ def eval_logits_fn(params):
   return logits_fn
 
 
-def _positive(f, names):
-  """Raises ValueError naming the first flag in `names` that is not a positive int."""
-  for name in names:
-    value = getattr(f, name)
-    if value is None or value < 1:
-      raise ValueError('--%s=%r must be a positive integer' % (name, value))
-
-
 def _finite(name, value, low, high=float('inf'), high_open=False):
   """Raises ValueError naming --name unless low <= value <= high (or < high)."""
   ok = math.isfinite(value) and low <= value and (
@@ -362,9 +354,10 @@ def validate_flags(f):
   ceb.check_loss_and_rho(f.loss, f.rho)
   resnet_model.check_depth_and_width(f.resnet_depth, f.width_multiplier)
   resnet_preprocessing.check_augment_name(f.augment_name)
-  _positive(f, ('train_steps', 'train_batch_size', 'eval_batch_size',
-                'num_train_images', 'num_eval_images', 'steps_per_eval',
-                'iterations_per_loop', 'num_label_classes'))
+  for name in ('train_steps', 'train_batch_size', 'eval_batch_size', 'num_train_images',
+               'num_eval_images', 'steps_per_eval', 'iterations_per_loop',
+               'num_label_classes'):
+    train_utils.require_positive(name, getattr(f, name))
   if f.image_size < MIN_IMAGE_SIZE:
     raise ValueError('--image_size=%d must be at least %d' % (f.image_size, MIN_IMAGE_SIZE))
   if f.anneal_rho < 0:

@@ -185,6 +185,12 @@ def read_params(model_dir):
   return fileio.read_json(path)['params']
 
 
+def require_positive(name, value):
+  """Raises ValueError naming the flag --name unless value is a positive integer."""
+  if value is None or value <= 0:
+    raise ValueError('--%s=%r must be a positive integer' % (name, value))
+
+
 def enable_determinism(seed):
   """TF op determinism plus seeds for TF, NumPy and Python's `random`.
 

@@ -207,11 +207,6 @@ def _build_train_variables(params):
   return build
 
 
-def _positive(name, value):
-  if value is None or value <= 0:
-    raise ValueError('--%s=%r must be a positive integer' % (name, value))
-
-
 def validate_flags(f):
   """Checks every flag before anything touches the disk; raises ValueError naming it."""
   if not f.model_dir:
@@ -220,10 +215,10 @@ def validate_flags(f):
   wrn_model.check_depth_and_width(f.depth, f.width)
   for name in ('train_epochs', 'train_batch_size', 'eval_batch_size', 'epochs_per_eval',
                'iterations_per_loop'):
-    _positive(name, getattr(f, name))
+    train_utils.require_positive(name, getattr(f, name))
   for name in ('num_train_images', 'num_eval_images', 'save_checkpoints_steps'):
     if getattr(f, name) is not None:
-      _positive(name, getattr(f, name))
+      train_utils.require_positive(name, getattr(f, name))
   if f.augment_name not in cifar_input.AUGMENTS:
     raise ValueError('--augment_name=%r is not one of %s'
                      % (f.augment_name, ', '.join(cifar_input.AUGMENTS)))
