@@ -22,7 +22,7 @@ setuptools.setup(
     python_requires='>=3.9,<3.12',
     install_requires=INSTALL_REQUIRES,
     extras_require={
-        'test': ['pytest'],
+        'test': ['pytest', 'ruff==0.17.6'],
         'plots': ['matplotlib'],
     },
 )

@@ -1,0 +1,240 @@
+"""What every attack shares: the threat model, losses and a guarded input gradient.
+
+A model under attack is a `logits_fn(images)` building logits for a batch of
+float pixels in [0, 255] (the models normalize inside). The white-box attacks
+(eval.pgd, eval.apgd) ascend a per-example loss along its input gradient; the
+gradient-free one (eval.square) only reads the loss. A model can break the
+gradient in two ways an evaluation must survive and record rather than crash
+on: no gradient path at all (`tf.gradients` gives None: a `stop_gradient` or a
+non-differentiable op) and non-finite values. Both become a zero gradient
+here, with a per-example flag saying so.
+
+Radii are in pixel units; `project` maps a point back into the ball around the
+clean image and into the pixel range (L-inf: clip per coordinate; L2: scale
+the perturbation down to radius eps).
+"""
+import math
+import numbers
+
+import tensorflow as tf
+
+NORMS = ('linf', 'l2')
+PIXEL_MIN = 0.0
+PIXEL_MAX = 255.0
+# Keeps per-example L2 normalizations finite when a norm is zero.
+TINY_NORM = 1e-12
+MAX_SEED = 2**32 - 1
+
+
+# ---------------------------------------------------------------------------
+# Argument checks, shared by the attacks and their command lines.
+
+
+def require(condition, message):
+  """Raises ValueError(message) unless condition holds."""
+  if not condition:
+    raise ValueError(message)
+
+
+def is_finite_real(value):
+  """A real number (not a bool) that is finite."""
+  return (isinstance(value, numbers.Real) and not isinstance(value, bool)
+          and math.isfinite(value))
+
+
+def is_int(value):
+  """An integer (not a bool)."""
+  return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def check_norm(value, name='norm'):
+  """A threat model: 'linf' or 'l2'."""
+  require(value in NORMS, '%s=%r is not one of %s' % (name, value, ', '.join(NORMS)))
+
+
+def check_epsilon(value, name='epsilon'):
+  """An attack radius: a finite real number >= 0 (0 reproduces clean accuracy)."""
+  require(is_finite_real(value) and value >= 0,
+          '%s=%r must be a finite number >= 0' % (name, value))
+
+
+def check_num_steps(value, name='num_steps'):
+  """A step count: an integer >= 1."""
+  require(is_int(value) and value >= 1, '%s=%r must be an integer >= 1' % (name, value))
+
+
+def check_step_size(value, name='step_size'):
+  """A step size: None (the paper's default) or a finite number > 0."""
+  require(value is None or (is_finite_real(value) and value > 0),
+          '%s=%r must be a finite number > 0 (or None for 4/3*eps/n)' % (name, value))
+
+
+def check_seed(value, name='seed'):
+  """A seed numpy's RandomState accepts."""
+  require(is_int(value) and 0 <= value <= MAX_SEED,
+          '%s=%r must be an integer in [0, 2**32 - 1]' % (name, value))
+
+
+def require_graph_mode(what):
+  """Raises ValueError in eager mode: the attacks build graph ops."""
+  require(not tf.executing_eagerly(),
+          '%s builds graph-mode ops (tf.gradients): call it inside a tf.Graph, '
+          'e.g. in an Estimator model_fn' % what)
+
+
+# ---------------------------------------------------------------------------
+# Geometry of the threat model.
+
+
+def example_norm(values):
+  """Per-example L2 norm over all but the batch axis, shaped to broadcast."""
+  axes = list(range(1, values.shape.rank))
+  return tf.sqrt(tf.reduce_sum(tf.square(values), axis=axes, keepdims=True))
+
+
+def clip_pixels(x, clip_min=PIXEL_MIN, clip_max=PIXEL_MAX):
+  """Clips x to the pixel range."""
+  return tf.clip_by_value(x, clip_min, clip_max)
+
+
+def project(x, x0, norm, epsilon, clip_min=PIXEL_MIN, clip_max=PIXEL_MAX):
+  """The point of the eps-ball around x0 (intersected with the pixel range) for x.
+
+  L-inf is the exact projection; for L2 the perturbation is scaled down to
+  radius eps and then clipped to the pixel range, which keeps it in the ball.
+  `epsilon` may be a scalar or broadcast per example.
+  """
+  if norm == 'linf':
+    return clip_pixels(x0 + tf.clip_by_value(x - x0, -epsilon, epsilon),
+                       clip_min, clip_max)
+  delta = x - x0
+  scale = tf.minimum(1.0, epsilon / tf.maximum(example_norm(delta), TINY_NORM))
+  return clip_pixels(x0 + delta * scale, clip_min, clip_max)
+
+
+def random_point(x0, norm, epsilon, seed=None, clip_min=PIXEL_MIN, clip_max=PIXEL_MAX):
+  """A uniform point of the L-inf cube or the L2 ball around x0, in pixel range.
+
+  Args:
+    x0: [batch, ...] float centres.
+    norm: 'linf' or 'l2'.
+    epsilon: the radius.
+    seed: shape-[2] int seed of stateless random ops (repeatable), or None for
+      the graph-seeded stateful ones.
+    clip_min: lowest pixel value.
+    clip_max: highest pixel value.
+  """
+  shape = tf.shape(x0)
+  if seed is None:
+    seeds = (None, None)
+    uniform, normal = tf.random.uniform, tf.random.normal
+  else:
+    seeds = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
+    uniform, normal = tf.random.stateless_uniform, tf.random.stateless_normal
+  if norm == 'linf':
+    delta = uniform(shape, minval=-epsilon, maxval=epsilon, dtype=x0.dtype, seed=seeds[0])
+    return clip_pixels(x0 + delta, clip_min, clip_max)
+  # Uniform in the ball: a uniform direction, radius eps * u^(1/dims).
+  direction = normal(shape, dtype=x0.dtype, seed=seeds[0])
+  direction /= tf.maximum(example_norm(direction), TINY_NORM)
+  dims = tf.cast(tf.reduce_prod(shape[1:]), x0.dtype)
+  u = uniform(tf.concat([shape[:1], tf.ones_like(shape[1:])], 0), dtype=x0.dtype,
+              seed=seeds[1])
+  return clip_pixels(x0 + direction * epsilon * u ** (1.0 / dims), clip_min, clip_max)
+
+
+# ---------------------------------------------------------------------------
+# The attacker's per-example losses (higher = closer to fooling the model).
+
+
+def cross_entropy(logits, labels):
+  """CE of the true label; an untargeted attack ascends it."""
+  return tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=logits)
+
+
+def targeted_cross_entropy(logits, targets):
+  """-CE of the target; ascending it descends CE(target)."""
+  return -tf.nn.sparse_softmax_cross_entropy_with_logits(labels=targets, logits=logits)
+
+
+def _sorted_logits(logits):
+  return tf.sort(logits, axis=-1, direction='DESCENDING')
+
+
+def _true_logit(logits, labels):
+  return tf.gather(logits, labels, axis=1, batch_dims=1)
+
+
+def margin(logits, labels):
+  """max_{j != y} z_j - z_y: positive exactly when the example is misclassified."""
+  num_classes = tf.shape(logits)[-1]
+  others = logits - 1e9 * tf.one_hot(labels, num_classes, dtype=logits.dtype)
+  return tf.reduce_max(others, axis=-1) - _true_logit(logits, labels)
+
+
+def dlr(logits, labels):
+  """Croce & Hein (2020) eq. 6: -(z_y - max_{j!=y} z_j) / (z_pi1 - z_pi3).
+
+  Invariant to shifting and rescaling the logits, so a model that saturates
+  its softmax (vanishing CE gradients) cannot hide behind the scale.
+  """
+  ordered = _sorted_logits(logits)
+  return margin(logits, labels) / (ordered[:, 0] - ordered[:, 2] + 1e-12)
+
+
+def targeted_dlr(logits, labels, targets):
+  """Croce & Hein (2020) eq. 7: -(z_y - z_t) / (z_pi1 - (z_pi3 + z_pi4) / 2)."""
+  ordered = _sorted_logits(logits)
+  scale = ordered[:, 0] - 0.5 * (ordered[:, 2] + ordered[:, 3]) + 1e-12
+  return (_true_logit(logits, targets) - _true_logit(logits, labels)) / scale
+
+
+# ---------------------------------------------------------------------------
+# The model.
+
+
+class ModelUnderAttack:
+  """A logits function with the attacker's view of it: logits, losses, gradients.
+
+  Args:
+    logits_fn: `logits_fn(images)` building logits for float pixels; it is
+      called once at construction (outside any control flow) so that it can
+      create its variables there.
+    x: a [batch, ...] float tensor to build that first call on.
+  """
+
+  def __init__(self, logits_fn, x):
+    self._logits_fn = logits_fn
+    self.clean_logits = self.logits(x)
+
+  def logits(self, x):
+    """The model's float32 logits on x."""
+    return tf.cast(self._logits_fn(x), tf.float32)
+
+  def predict(self, x):
+    """The model's top-1 class on x, int32."""
+    return tf.argmax(self.logits(x), axis=-1, output_type=tf.int32)
+
+  def loss_and_gradient(self, loss_fn, x):
+    """A per-example loss, its input gradient, and where that gradient failed.
+
+    Args:
+      loss_fn: `loss_fn(logits)` -> [batch] per-example losses.
+      x: [batch, ...] float pixels.
+
+    Returns:
+      (logits, loss, gradient, broken): `gradient` has x's shape, zero where
+      the model gave none or a non-finite one; `broken` is [batch] bool, True
+      for those examples (every example when there is no gradient path).
+    """
+    logits = self.logits(x)
+    loss = loss_fn(logits)
+    gradient = tf.gradients(tf.reduce_sum(loss), x)[0]
+    batch = tf.shape(x)[:1]
+    if gradient is None:
+      return logits, loss, tf.zeros_like(x), tf.ones(batch, tf.bool)
+    axes = list(range(1, x.shape.rank))
+    finite = tf.reduce_all(tf.math.is_finite(gradient), axis=axes)
+    gradient = tf.where(tf.reshape(finite, [-1] + [1] * len(axes)), gradient,
+                        tf.zeros_like(gradient))
+    return logits, loss, gradient, tf.logical_not(finite)
