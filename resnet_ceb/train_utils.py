@@ -24,6 +24,9 @@ from resnet_ceb import fileio
 tf1 = tf.compat.v1
 
 PARAMS_FILE = 'params.json'
+# params.json's one key for the class count; the old ImageNet one still loads.
+NUM_CLASSES_KEY = 'num_classes'
+LEGACY_NUM_CLASSES_KEY = 'num_label_classes'
 
 
 class ModelDirError(ValueError):
@@ -182,7 +185,17 @@ def read_params(model_dir):
     raise FileNotFoundError(
         '%s not found: --model_dir must be a directory a trainer of this '
         'project wrote' % path)
-  return fileio.read_json(path)['params']
+  params = fileio.read_json(path)['params']
+  # Model_dirs of the ImageNet trainer before the key was shared say
+  # `num_label_classes` (the reference's flag name); one key from here on.
+  if LEGACY_NUM_CLASSES_KEY in params:
+    params.setdefault(NUM_CLASSES_KEY, params.pop(LEGACY_NUM_CLASSES_KEY))
+  return params
+
+
+def num_classes(params):
+  """The class count a params dict records (params.json's `num_classes`)."""
+  return params.get(NUM_CLASSES_KEY)
 
 
 def require_positive(name, value):
