@@ -42,10 +42,10 @@ source "$here/scripts/bootstrap.sh"
 ceb_bootstrap
 cd "$here"
 case "$cmd" in
-  quickstart) exec python -m wrn_cifar.quickstart "$@" ;;
+  quickstart) exec python -m studies.quickstart "$@" ;;
   train) exec python -m wrn_cifar.wrn_main "$@" ;;
   eval) exec python -m eval.cifar_suite "$@" ;;
-  mini) exec python -m wrn_cifar.mini_study "$@" ;;
+  mini) exec python -m studies.mini "$@" ;;
   all)
     matrix | while read -r line; do
       echo "== $line $*"

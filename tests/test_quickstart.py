@@ -2,11 +2,11 @@
 import os
 import re
 
+from cifar_fixtures import write_cifar_python
 import pytest
 
-from cifar_fixtures import write_cifar_python
+from studies import quickstart
 from wrn_cifar import cifar_input
-from wrn_cifar import quickstart
 
 
 @pytest.mark.slow
@@ -33,7 +33,19 @@ def test_no_data_source_stops_at_once_naming_both_options(tmp_path, monkeypatch,
   monkeypatch.setattr(cifar_input.tfds, 'builder',
                       lambda name, data_dir=None: real_builder(name, data_dir=str(tmp_path)))
   monkeypatch.setattr(cifar_input, '_host_reachable', lambda *args: False)
-  assert quickstart.main(['--model_root', str(tmp_path / 'r')]) == 2
+  with pytest.raises(SystemExit) as exit_info:
+    quickstart.main(['--model_root', str(tmp_path / 'r')])
+  assert exit_info.value.code == 2
   err = capsys.readouterr().err
+  assert err.startswith('error: ')
   assert '--data_dir' in err and 'tfds can download cifar10' in err
+  assert not (tmp_path / 'r').exists()
+
+
+def test_bad_flag_is_an_error_naming_it(tmp_path, capsys):
+  with pytest.raises(SystemExit) as exit_info:
+    quickstart.main(['--model_root', str(tmp_path / 'r'), '--depth', 'ten'])
+  assert exit_info.value.code == 2
+  err = capsys.readouterr().err
+  assert err.startswith('error: ') and '--depth' in err
   assert not (tmp_path / 'r').exists()

@@ -1,0 +1,59 @@
+"""What the studies share: their training flags, one small WRN run, quiet logs.
+
+Every study trains small BatchNorm-free WRNs in process with the same flags
+(no AutoAugment, one evaluation at the end), so that a re-run resumes each
+model from its last checkpoint and finished models are not retrained.
+"""
+import logging
+import os
+import warnings
+
+import tensorflow as tf
+
+from resnet_ceb import train_utils
+from wrn_cifar import wrn_main
+
+
+def add_training_flags(parser, model_root):
+  """The data and model flags every study takes; `model_root` is its default folder."""
+  parser.add_argument('--data_dir', help='CIFAR-10 python or binary distribution '
+                      '(unset: download with tfds)')
+  parser.add_argument('--fake_data', action='store_true', help='plumbing only')
+  parser.add_argument('--model_root', default=model_root)
+  parser.add_argument('--train_epochs', type=int, default=15)
+  parser.add_argument('--depth', type=int, default=16)
+  parser.add_argument('--width', type=int, default=2)
+  parser.add_argument('--num_train_images', type=int, default=None)
+  parser.add_argument('--num_eval_images', type=int, default=None)
+
+
+def train(args, name, flags):
+  """Trains (or resumes) model_root/name with the trainer `flags` added.
+
+  Returns:
+    (model_dir, the trainer's last evaluation metrics).
+  """
+  model_dir = os.path.join(args.model_root, name)
+  argv = ['--model_dir=%s' % model_dir, '--depth=%d' % args.depth,
+          '--width=%d' % args.width, '--train_epochs=%d' % args.train_epochs,
+          '--augment_name=none', '--epochs_per_eval=%d' % args.train_epochs] + flags
+  argv += ['--data_dir=%s' % args.data_dir] if args.data_dir else []
+  argv += ['--fake_data'] if args.fake_data else []
+  for flag in ('num_train_images', 'num_eval_images'):
+    if getattr(args, flag):
+      argv.append('--%s=%d' % (flag, getattr(args, flag)))
+  return model_dir, wrn_main.run(wrn_main.make_flags(argv))
+
+
+def quiet_logs():
+  """Shows the trainer's progress and eval lines; drops the Estimator's chatter."""
+  warnings.filterwarnings('ignore')
+  train_utils.setup_logging()
+  keep = ('train_utils.py', 'wrn_main.py')
+  handler = logging.StreamHandler()
+  handler.setFormatter(logging.Formatter('%(message)s'))
+  handler.addFilter(lambda record: record.levelno >= logging.ERROR
+                    or os.path.basename(record.pathname) in keep)
+  logger = tf.get_logger()
+  logger.addHandler(handler)
+  logger.propagate = False
