@@ -4,6 +4,10 @@ Shared by ImageNet-C, CIFAR-10-C and the report: E_c = mean_s E_cs per
 corruption, avg = mean_c E_c over the 15 benchmark corruptions, and
 mCE = mean_c (sum_s E_cs / sum_s B_cs) against a baseline model's errors
 (AlexNet's for ImageNet-C). Fractions in, fractions out.
+
+It also holds what both corruption evaluations name the same way: a result
+item per (corruption, severity), e.g. `fog/3`, and the --corruptions and
+--severities selections.
 """
 import numpy as np
 
@@ -85,13 +89,29 @@ def mce(errors, baseline=None):
     ValueError: naming a missing or unknown corruption, a list not of 5
       values, or a value that is not a finite fraction.
   """
+  return float(np.mean(list(relative_errors(errors, baseline).values())))
+
+
+def relative_errors(errors, baseline=None):
+  """Each corruption's corruption error CE_c = E_c / B_c; `mce` is their mean.
+
+  Args:
+    errors: as for `mce`.
+    baseline: as for `mce`.
+
+  Returns:
+    {corruption: CE_c} in the baseline's order.
+
+  Raises:
+    ValueError: as `mce`.
+  """
   baseline = ALEXNET_ERRORS if baseline is None else baseline
   normalizers = corruption_errors(baseline, tuple(baseline))
   for corruption, value in normalizers.items():
     if value <= 0.0:
       raise ValueError('%s: baseline error must be positive, got %r' % (corruption, value))
   observed = corruption_errors(errors, tuple(baseline))
-  return float(np.mean([observed[c] / normalizers[c] for c in baseline]))
+  return {c: observed[c] / normalizers[c] for c in baseline}
 
 
 def average_error(errors, corruptions=CORRUPTIONS):
@@ -105,3 +125,42 @@ def average_error(errors, corruptions=CORRUPTIONS):
     ValueError: as `mce`.
   """
   return float(np.mean(list(corruption_errors(errors, corruptions).values())))
+
+
+def item_key(corruption, severity):
+  """The result-file key of one (corruption, severity), e.g. 'gaussian_noise/3'."""
+  return '%s/%d' % (corruption, severity)
+
+
+def severity_errors(items, corruptions, severities):
+  """{corruption: [error at each severity]} from result items keyed by `item_key`."""
+  return {c: [items[item_key(c, s)]['error'] for s in severities] for c in corruptions}
+
+
+def check_severities(severities):
+  """Sorted severities, or ValueError unless they are distinct values among 1-5."""
+  severities = list(severities)
+  if (not severities or len(set(severities)) != len(severities)
+      or any(s not in SEVERITIES for s in severities)):
+    raise ValueError('severities %r must be distinct values among 1-5' % (severities,))
+  return sorted(severities)
+
+
+def parse_names(flag, text, known):
+  """Splits the comma-separated --flag into names, each one of `known`, none twice."""
+  names = [name.strip() for name in text.split(',') if name.strip()]
+  if not names:
+    raise ValueError('--%s is empty' % flag)
+  for name in names:
+    if name not in known:
+      raise ValueError('--%s: unknown name %r (expected: %s)'
+                       % (flag, name, ', '.join(known)))
+  if len(set(names)) != len(names):
+    raise ValueError('--%s=%s names one twice' % (flag, text))
+  return names
+
+
+def parse_severities(text):
+  """Parses --severities, e.g. '1,2,3', into sorted ints among 1-5."""
+  names = parse_names('severities', text, [str(s) for s in SEVERITIES])
+  return sorted(int(name) for name in names)
