@@ -12,27 +12,31 @@ each severity's mean error and their average. Given --baseline_errors, a JSON
 file mapping corruption -> error of a baseline model (or a cifar10_c result file
 of it), it also reports each CE_c = E_c / B_c and mCE = mean_c CE_c: the
 paper's footnote 2 normalizes by the baseline's errors instead of AlexNet's.
+The arithmetic is eval.corruption_metrics', shared with ImageNet-C.
 """
 import os
 
 import numpy as np
 
 from eval import clean
-from eval import imagenet_c
+from eval import cli
+from eval import corruption_metrics
 from eval import results
 from eval import runner
+from eval import top1
 from resnet_ceb import fileio
 from resnet_ceb import train_utils
 from wrn_cifar import cifar_input
 
 EVALUATION = 'cifar10_c'
-CORRUPTIONS = imagenet_c.CORRUPTIONS + (
-    'speckle_noise', 'gaussian_blur', 'spatter', 'saturate')
-SEVERITIES = imagenet_c.SEVERITIES
+# CIFAR-10-C releases all 19 corruptions; each is evaluated and averaged alike.
+CORRUPTIONS = corruption_metrics.CORRUPTIONS + corruption_metrics.EXTRA_CORRUPTIONS
 LABELS_FILE = 'labels.npy'
 IMAGE_SHAPE = (cifar_input.IMAGE_SIZE, cifar_input.IMAGE_SIZE, cifar_input.NUM_CHANNELS)
 
-DataError = imagenet_c.DataError
+
+class DataError(ValueError):
+  """A CIFAR-10-C folder does not have the released layout or contents."""
 
 
 def _load_npy(path):
@@ -95,9 +99,9 @@ def load_corruption(data_dir, corruption, num_labels):
   if images.dtype != np.uint8 or images.ndim != 4 or images.shape[1:] != IMAGE_SHAPE:
     raise DataError('%s: expected uint8 [N, 32, 32, 3], got %s %s'
                     % (path, images.dtype, images.shape))
-  if not images.shape[0] or images.shape[0] % len(SEVERITIES):
+  if not images.shape[0] or images.shape[0] % len(corruption_metrics.SEVERITIES):
     raise DataError('%s: %d images is not a positive multiple of %d severities'
-                    % (path, images.shape[0], len(SEVERITIES)))
+                    % (path, images.shape[0], len(corruption_metrics.SEVERITIES)))
   if images.shape[0] != num_labels:
     raise DataError('%s holds %d images but %s holds %d labels'
                     % (path, images.shape[0], LABELS_FILE, num_labels))
@@ -106,7 +110,7 @@ def load_corruption(data_dir, corruption, num_labels):
 
 def severity_rows(num_images, severity):
   """The rows of one severity: [(s-1)*n, s*n) with n = num_images / 5."""
-  per_severity = num_images // len(SEVERITIES)
+  per_severity = num_images // len(corruption_metrics.SEVERITIES)
   return slice((severity - 1) * per_severity, severity * per_severity)
 
 
@@ -122,7 +126,7 @@ def _baseline_errors(data, corruptions):
   missing = [c for c in corruptions if c not in data]
   if missing:
     raise ValueError('no error for the evaluated corruption %s' % ', '.join(missing))
-  baseline = {c: imagenet_c.corruption_error(c, data[c]) for c in corruptions}
+  baseline = {c: corruption_metrics.corruption_error(c, data[c]) for c in corruptions}
   for corruption, value in baseline.items():
     if value <= 0.0:
       raise ValueError('%s: baseline error must be positive' % corruption)
@@ -157,22 +161,21 @@ def summarize(items, corruptions, severities, baseline=None, baseline_path=None)
 
   CE and mCE need all five severities (else they are None).
   """
-  errors = {c: [items[imagenet_c.item_key(c, s)]['error'] for s in severities]
-            for c in corruptions}
+  errors = corruption_metrics.severity_errors(items, corruptions, severities)
   corruption_errors = {c: float(np.mean(e)) for c, e in errors.items()}
   summary = {
       'corruption_errors': corruption_errors,
       'severity_errors': {str(s): float(np.mean([errors[c][i] for c in corruptions]))
                           for i, s in enumerate(severities)},
-      'average_error': imagenet_c.average_error(corruption_errors, corruptions),
+      'average_error': corruption_metrics.average_error(corruption_errors, corruptions),
   }
   if baseline is not None:
-    complete = tuple(severities) == SEVERITIES
+    complete = tuple(severities) == corruption_metrics.SEVERITIES
     summary.update(
         baseline_errors=baseline, baseline_file=os.path.abspath(baseline_path),
-        corruption_ce=({c: corruption_errors[c] / baseline[c] for c in corruptions}
+        corruption_ce=(corruption_metrics.relative_errors(errors, baseline)
                        if complete else None),
-        mce=imagenet_c.mce(errors, baseline) if complete else None)
+        mce=corruption_metrics.mce(errors, baseline) if complete else None)
   return summary
 
 
@@ -182,8 +185,8 @@ def check_data(data_dir, corruptions, num_classes):
   return labels, {c: load_corruption(data_dir, c, len(labels)) for c in corruptions}
 
 
-def evaluate(model, data_dir, *, output, corruptions=None, severities=SEVERITIES,
-             baseline_errors=None, batch_size=500):
+def evaluate(model, data_dir, *, output, corruptions=None,
+             severities=corruption_metrics.SEVERITIES, baseline_errors=None, batch_size=500):
   """Evaluates a CIFAR-10 checkpoint on CIFAR-10-C into a resumable result file.
 
   Args:
@@ -202,11 +205,9 @@ def evaluate(model, data_dir, *, output, corruptions=None, severities=SEVERITIES
     DataError, ValueError: bad data or flags, before anything is written.
     results.ResultFileError: output holds another evaluation.
   """
-  severities = sorted(severities)
-  if not severities or any(s not in SEVERITIES for s in severities):
-    raise ValueError('severities %r must be among 1-5' % (severities,))
+  severities = corruption_metrics.check_severities(severities)
   corruptions = find_corruptions(data_dir, corruptions)
-  clean.require_classes(model, cifar_input.NUM_CLASSES, 'CIFAR-10-C')
+  top1.require_classes(model, cifar_input.NUM_CLASSES, 'CIFAR-10-C')
   labels, arrays = check_data(data_dir, corruptions, cifar_input.NUM_CLASSES)
   baseline = load_baseline(baseline_errors, corruptions) if baseline_errors else None
   flags = {'data_dir': os.path.abspath(data_dir), 'corruptions': corruptions,
@@ -215,13 +216,13 @@ def evaluate(model, data_dir, *, output, corruptions=None, severities=SEVERITIES
                               results.header_for(model, flags, 'cifar10_c'))
   for corruption in corruptions:
     for severity in severities:
-      key = imagenet_c.item_key(corruption, severity)
+      key = corruption_metrics.item_key(corruption, severity)
       if result.done(key):
         continue
       rows = severity_rows(len(labels), severity)
       input_fn = clean.array_input_fn(np.asarray(arrays[corruption][rows]),
                                       labels[rows], batch_size)
-      result.add(key, clean.item_value(*clean.count_correct(model, input_fn)))
+      result.add(key, top1.item_value(*top1.count_correct(model, input_fn)))
       print('%s: error %.4f' % (key, result.items[key]['error']))
   return result.finish(summarize(result.items, corruptions, severities, baseline,
                                  baseline_errors))
@@ -229,12 +230,13 @@ def evaluate(model, data_dir, *, output, corruptions=None, severities=SEVERITIES
 
 def run(args):
   """The CLI: validates the flags, loads the model, evaluates."""
-  corruptions = (imagenet_c.parse_names('corruptions', args.corruptions, CORRUPTIONS)
+  corruptions = (corruption_metrics.parse_names('corruptions', args.corruptions,
+                                                CORRUPTIONS)
                  if args.corruptions else None)
-  severities = imagenet_c.parse_severities(args.severities)
+  severities = corruption_metrics.parse_severities(args.severities)
   train_utils.require_positive('batch_size', args.batch_size)
   model = runner.load_model(args.model_dir, args.checkpoint)
-  data = evaluate(model, args.data_dir, output=clean.output_path(args, model, EVALUATION),
+  data = evaluate(model, args.data_dir, output=cli.output_path(args, model, EVALUATION),
                   corruptions=corruptions, severities=severities,
                   baseline_errors=args.baseline_errors, batch_size=args.batch_size)
   summary = data['summary']
@@ -246,9 +248,9 @@ def run(args):
 
 def build_parser():
   """The command-line flags of `python -m eval.cifar10_c`."""
-  parser = clean.ArgumentParser(
+  parser = cli.ArgumentParser(
       prog='python -m eval.cifar10_c', description='CIFAR-10-C errors and mCE.')
-  clean.add_model_flags(parser)
+  cli.add_model_flags(parser)
   parser.add_argument('--data_dir', required=True,
                       help='CIFAR-10-C folder: <corruption>.npy and labels.npy.')
   parser.add_argument('--corruptions',
@@ -258,12 +260,13 @@ def build_parser():
   parser.add_argument('--baseline_errors',
                       help='JSON corruption -> error of the baseline, for CE and mCE.')
   parser.add_argument('--batch_size', type=int, default=500)
-  parser.add_argument('--output', help='Result file; default under model_dir/results.')
+  cli.add_output_flag(parser)
   return parser
 
 
 def main(argv=None):
-  return clean.run_cli(build_parser(), run, argv)
+  """`python -m eval.cifar10_c`: bad input exits 2 with `error: ...`; returns the result."""
+  return cli.run_cli(build_parser(), run, argv)
 
 
 if __name__ == '__main__':

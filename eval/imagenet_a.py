@@ -13,10 +13,12 @@ import os
 import numpy as np
 import tensorflow as tf
 
-from eval import clean
-from eval import imagenet_c
+from eval import cli
+from eval import image_folders
 from eval import results
 from eval import runner
+from eval import top1
+from resnet_ceb import imagenet_classes
 from resnet_ceb import train_utils
 
 EVALUATION = 'imagenet_a'
@@ -54,7 +56,8 @@ n09229709 n09246464 n09472597 n09835506 n11879895 n12057211 n12144580 n12267677
 
 @functools.lru_cache(maxsize=None)
 def _indices():
-  position = {wnid: i for i, wnid in enumerate(imagenet_c.imagenet_wnids())}
+  """The 200 classes' indices, computed once."""
+  position = imagenet_classes.class_index()
   return tuple(position[wnid] for wnid in IMAGENET_A_WNIDS)
 
 
@@ -71,7 +74,7 @@ def resize_and_crop_preprocess(resize_size=256, crop_size=224):
   The crop starts at floor((side - crop_size) / 2).
   """
   def preprocess(path):
-    image = imagenet_c.decode_image(path)
+    image = image_folders.decode_image(path)
     height, width = tf.shape(image)[0], tf.shape(image)[1]
     shorter = tf.minimum(height, width)
     new_height = height * resize_size // shorter
@@ -89,13 +92,14 @@ def dataset_images(data_dir):
   """(paths, labels) of an ImageNet-A folder; labels index IMAGENET_A_WNIDS.
 
   Raises:
-    imagenet_c.DataError: naming data_dir when missing, a folder that is not
-      one of the 200 wnids, or data_dir when it holds no images.
+    image_folders.ImageFolderError: naming data_dir when missing, a folder
+      that is not one of the 200 wnids, or data_dir when it holds no images.
   """
   if not os.path.isdir(data_dir):
-    raise imagenet_c.DataError('--data_dir=%s: ImageNet-A folder not found' % data_dir)
+    raise image_folders.ImageFolderError(
+        '--data_dir=%s: ImageNet-A folder not found' % data_dir)
   class_of_wnid = {wnid: i for i, wnid in enumerate(IMAGENET_A_WNIDS)}
-  return imagenet_c.class_folder_images(data_dir, class_of_wnid, 'ImageNet-A')
+  return image_folders.class_folder_images(data_dir, class_of_wnid, 'ImageNet-A')
 
 
 def evaluate(model, data_dir, *, output, batch_size=100, resize_size=256,
@@ -115,32 +119,31 @@ def evaluate(model, data_dir, *, output, batch_size=100, resize_size=256,
     and num_examples.
 
   Raises:
-    imagenet_c.DataError: see `dataset_images`; an undecodable file, named.
+    image_folders.ImageFolderError: see `dataset_images`; an undecodable
+      file, named.
     results.ResultFileError: output holds another evaluation.
   """
   if not 0 < crop_size <= resize_size:
     raise ValueError('need 0 < --crop_size (%r) <= --resize_size (%r)'
                      % (crop_size, resize_size))
   paths, labels = dataset_images(data_dir)
-  clean.require_classes(model, imagenet_c.NUM_CLASSES, 'ImageNet-A')
+  top1.require_classes(model, imagenet_classes.NUM_CLASSES, 'ImageNet-A')
   flags = {'data_dir': os.path.abspath(data_dir), 'resize_size': resize_size,
            'crop_size': crop_size}
   result = results.ResultFile(output, EVALUATION,
                               results.header_for(model, flags, 'imagenet_a'))
-  if not result.done(ITEM):
-    counts = imagenet_c.evaluate_files(
-        model, paths, labels, resize_and_crop_preprocess(resize_size, crop_size),
-        batch_size, class_indices=imagenet_a_indices())
-    result.add(ITEM, clean.item_value(*counts))
-  item = result.items[ITEM]
-  return result.finish(dict(item, accuracy=item['num_correct'] / item['num_examples']))
+  count = functools.partial(
+      image_folders.evaluate_files, model, paths, labels,
+      resize_and_crop_preprocess(resize_size, crop_size), batch_size,
+      class_indices=imagenet_a_indices())
+  return top1.record(result, ITEM, count)
 
 
 def run(args):
   """The CLI: validates the flags, loads the model, evaluates."""
   train_utils.require_positive('batch_size', args.batch_size)
   model = runner.load_model(args.model_dir, args.checkpoint)
-  data = evaluate(model, args.data_dir, output=clean.output_path(args, model, EVALUATION),
+  data = evaluate(model, args.data_dir, output=cli.output_path(args, model, EVALUATION),
                   batch_size=args.batch_size, resize_size=args.resize_size,
                   crop_size=args.crop_size)
   print('ImageNet-A error %.4f on %d images' % (data['summary']['error'],
@@ -150,21 +153,22 @@ def run(args):
 
 def build_parser():
   """The command-line flags of `python -m eval.imagenet_a`."""
-  parser = clean.ArgumentParser(
+  parser = cli.ArgumentParser(
       prog='python -m eval.imagenet_a', description='ImageNet-A top-1 error.')
-  clean.add_model_flags(parser)
+  cli.add_model_flags(parser)
   parser.add_argument('--data_dir', required=True,
                       help='The imagenet-a folder: <wnid>/*.jpg.')
   parser.add_argument('--batch_size', type=int, default=100)
   parser.add_argument('--resize_size', type=int, default=256,
                       help='Shorter side after resizing.')
   parser.add_argument('--crop_size', type=int, default=224, help='Center crop side.')
-  parser.add_argument('--output', help='Result file; default under model_dir/results.')
+  cli.add_output_flag(parser)
   return parser
 
 
 def main(argv=None):
-  return clean.run_cli(build_parser(), run, argv)
+  """`python -m eval.imagenet_a`: bad input exits 2 with `error: ...`; returns the result."""
+  return cli.run_cli(build_parser(), run, argv)
 
 
 if __name__ == '__main__':

@@ -5,11 +5,12 @@ import shutil
 
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '3')
 
-import numpy as np  # pylint: disable=g-import-not-at-top
+import eval_fixtures as ef  # pylint: disable=g-import-not-at-top
+import numpy as np
 import pytest
 
-import eval_fixtures as ef
 from eval import cifar10_c
+from eval import top1
 
 PER_SEVERITY = 4  # rows per severity; the release has 10000.
 N = 5 * PER_SEVERITY
@@ -100,7 +101,7 @@ def test_a_result_file_serves_as_the_baseline(model_dir, dataset, full_run, tmp_
 def test_resume_skips_done_items_and_writes_the_same_file(
     model_dir, dataset, full_run, tmp_path, monkeypatch):
   output = str(tmp_path / 'resumed.json')
-  real = cifar10_c.clean.count_correct
+  real = top1.count_correct
   calls = []
 
   def interrupted(*args, **kwargs):
@@ -111,12 +112,12 @@ def test_resume_skips_done_items_and_writes_the_same_file(
 
   argv = _argv(model_dir, dataset[0], output, '--baseline_errors',
                os.path.join(dataset[0], 'baseline.json'))
-  monkeypatch.setattr(cifar10_c.clean, 'count_correct', interrupted)
+  monkeypatch.setattr(top1, 'count_correct', interrupted)
   with pytest.raises(KeyboardInterrupt):
     cifar10_c.main(argv)
   with open(output) as f:
     assert len(json.load(f)['items']) == 3
-  monkeypatch.setattr(cifar10_c.clean, 'count_correct',
+  monkeypatch.setattr(top1, 'count_correct',
                       lambda *a, **k: calls.append(1) or real(*a, **k))
   cifar10_c.main(argv)
   assert len(calls) == 10

@@ -5,11 +5,13 @@ import pickle
 
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '3')
 
-import numpy as np  # pylint: disable=g-import-not-at-top
+import eval_fixtures as ef  # pylint: disable=g-import-not-at-top
+import numpy as np
 import pytest
 
-import eval_fixtures as ef
 from eval import clean
+from eval import top1
+from resnet_ceb import train_utils
 from wrn_cifar import cifar_input
 
 
@@ -29,7 +31,7 @@ def _write_python_test_batch(data_dir, images, labels):
   os.makedirs(folder)
   rows = images.transpose(0, 3, 1, 2).reshape(len(images), -1)
   with open(os.path.join(folder, 'test_batch'), 'wb') as f:
-    pickle.dump({b'data': rows, b'labels': [int(l) for l in labels]}, f)
+    pickle.dump({b'data': rows, b'labels': [int(label) for label in labels]}, f)
 
 
 def test_fake_data_accuracy_matches_the_models_own_predictions(model_dir, tmp_path):
@@ -62,7 +64,11 @@ def test_local_copy_accuracy_matches_and_a_rerun_keeps_the_file(
   assert data['summary']['accuracy'] == pytest.approx(2 / 3)
   with open(output, 'rb') as f:
     first = f.read()
-  monkeypatch.setattr(clean, 'count_correct', None)  # A rerun must not predict.
+
+  def must_not_run(*args, **kwargs):
+    raise AssertionError('a finished evaluation was run again')
+
+  monkeypatch.setattr(top1, 'count_correct', must_not_run)
   clean.main(argv)
   with open(output, 'rb') as f:
     assert f.read() == first
@@ -99,3 +105,17 @@ def test_a_missing_model_dir_is_refused(tmp_path, capsys):
   missing = str(tmp_path / 'no_model')
   message = ef.cli_error(clean.main, ['--model_dir', missing, '--fake_data'], capsys)
   assert missing in message and not os.path.exists(missing)
+
+
+def test_a_legacy_class_count_key_is_read(tmp_path, capsys):
+  # The ImageNet trainer once recorded `num_label_classes`; it still counts.
+  legacy = ef.make_model_dir(str(tmp_path / 'legacy'), num_classes=1000)
+  path = os.path.join(legacy, train_utils.PARAMS_FILE)
+  with open(path) as f:
+    text = f.read()
+  with open(path, 'w') as f:
+    f.write(text.replace('"num_classes"', '"num_label_classes"'))
+  output = str(tmp_path / 'clean.json')
+  message = ef.cli_error(clean.main, ['--model_dir', legacy, '--fake_data',
+                                      '--output', output], capsys)
+  assert '1000-class' in message and not os.path.exists(output)

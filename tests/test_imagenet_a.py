@@ -5,14 +5,15 @@ import shutil
 
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '3')
 
-import numpy as np  # pylint: disable=g-import-not-at-top
+import eval_fixtures as ef  # pylint: disable=g-import-not-at-top
+import numpy as np
+from PIL import Image
 import pytest
 import tensorflow as tf
-from PIL import Image
 
-import eval_fixtures as ef
+from eval import image_folders
 from eval import imagenet_a
-from eval import imagenet_c
+from resnet_ceb import imagenet_classes
 
 # Test images are HEIGHT x WIDTH; with --resize_size HEIGHT the resize keeps
 # them as they are and the evaluation's preprocessing is decode + center crop.
@@ -24,12 +25,12 @@ def test_the_200_wnids_are_sorted_unique_imagenet_classes():
   wnids = imagenet_a.IMAGENET_A_WNIDS
   assert len(wnids) == 200 and len(set(wnids)) == 200
   assert list(wnids) == sorted(wnids)
-  assert set(wnids) <= set(imagenet_c.imagenet_wnids())
+  assert set(wnids) <= set(imagenet_classes.imagenet_wnids())
 
 
 def test_indices_map_back_to_the_wnids():
   indices = imagenet_a.imagenet_a_indices()
-  all_wnids = imagenet_c.imagenet_wnids()
+  all_wnids = imagenet_classes.imagenet_wnids()
   assert len(indices) == 200 and list(indices) == sorted(set(indices))
   assert [all_wnids[i] for i in indices] == list(imagenet_a.IMAGENET_A_WNIDS)
   # Spot checks against the reference evaluation's 1000 -> 200 map.
@@ -105,7 +106,7 @@ def test_evaluation_matches_the_models_own_predictions(model_dir, dataset, tmp_p
   def must_not_run(*args, **kwargs):
     raise AssertionError('a finished evaluation was run again')
 
-  monkeypatch.setattr(imagenet_c, 'evaluate_files', must_not_run)
+  monkeypatch.setattr(image_folders, 'evaluate_files', must_not_run)
   imagenet_a.main(_argv(model_dir, root, output))
   with open(output, 'rb') as f:
     assert f.read() == first

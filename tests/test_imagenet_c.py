@@ -7,11 +7,14 @@ import shutil
 
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '3')
 
-import numpy as np  # pylint: disable=g-import-not-at-top
+import eval_fixtures as ef  # pylint: disable=g-import-not-at-top
+import numpy as np
 import pytest
 
-import eval_fixtures as ef
+from eval import corruption_metrics
+from eval import image_folders
 from eval import imagenet_c
+from resnet_ceb import imagenet_classes
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PAPER_TABLE = os.path.join(REPO, '..', 'shared', 'data', 'paper_table1.tsv')
@@ -29,7 +32,7 @@ def _paper_columns():
 
 
 def test_constants_are_the_spec_numbers():
-  assert imagenet_c.CORRUPTIONS == (
+  assert corruption_metrics.CORRUPTIONS == (
       'gaussian_noise', 'shot_noise', 'impulse_noise', 'defocus_blur', 'glass_blur',
       'motion_blur', 'zoom_blur', 'snow', 'frost', 'fog', 'brightness', 'contrast',
       'elastic_transform', 'pixelate', 'jpeg_compression')
@@ -45,7 +48,7 @@ def test_paper_errors_give_back_its_mce_and_average():
   columns = _paper_columns()
   assert len(columns) == 14
   for name, column in columns.items():
-    errors = {c: float(column[c]) / 100 for c in imagenet_c.CORRUPTIONS}
+    errors = {c: float(column[c]) / 100 for c in corruption_metrics.CORRUPTIONS}
     assert abs(100 * imagenet_c.mce(errors) - float(column['mce'])) < 0.1, name
     assert abs(100 * imagenet_c.average_error(errors)
                - float(column['average_ce'])) < 0.1, name
@@ -53,10 +56,10 @@ def test_paper_errors_give_back_its_mce_and_average():
 
 def test_per_severity_lists_use_the_sum_over_severities():
   rng = np.random.RandomState(0)
-  lists = {c: list(rng.uniform(0.2, 0.9, 5)) for c in imagenet_c.CORRUPTIONS}
+  lists = {c: list(rng.uniform(0.2, 0.9, 5)) for c in corruption_metrics.CORRUPTIONS}
   means = {c: float(np.mean(v)) for c, v in lists.items()}
   expected = np.mean([sum(lists[c]) / (5 * imagenet_c.ALEXNET_ERRORS[c])
-                      for c in imagenet_c.CORRUPTIONS])
+                      for c in corruption_metrics.CORRUPTIONS])
   assert imagenet_c.mce(lists) == pytest.approx(expected)
   assert imagenet_c.mce(means) == pytest.approx(expected)
   assert imagenet_c.average_error(lists) == pytest.approx(np.mean(list(means.values())))
@@ -73,7 +76,7 @@ def test_per_severity_lists_use_the_sum_over_severities():
     (lambda e: e.update(snow='0.4'), 'snow'),
 ])
 def test_bad_errors_are_value_errors_naming_the_corruption(change, named):
-  errors = {c: 0.5 for c in imagenet_c.CORRUPTIONS}
+  errors = {c: 0.5 for c in corruption_metrics.CORRUPTIONS}
   change(errors)
   for function in (imagenet_c.mce, imagenet_c.average_error):
     with pytest.raises(ValueError, match=named):
@@ -81,12 +84,13 @@ def test_bad_errors_are_value_errors_naming_the_corruption(change, named):
 
 
 def test_summary_of_all_items_has_average_and_mce():
-  items = {imagenet_c.item_key(c, s): {'error': 0.1 * s, 'num_examples': 2}
-           for c in imagenet_c.CORRUPTIONS for s in imagenet_c.SEVERITIES}
-  summary = imagenet_c.summarize(items, imagenet_c.CORRUPTIONS, imagenet_c.SEVERITIES)
+  corruptions, severities = corruption_metrics.CORRUPTIONS, corruption_metrics.SEVERITIES
+  items = {corruption_metrics.item_key(c, s): {'error': 0.1 * s, 'num_examples': 2}
+           for c in corruptions for s in severities}
+  summary = imagenet_c.summarize(items, corruptions, severities)
   assert summary['average_error'] == pytest.approx(0.3)
   assert summary['mce'] == pytest.approx(np.mean(
-      [0.3 / imagenet_c.ALEXNET_ERRORS[c] for c in imagenet_c.CORRUPTIONS]))
+      [0.3 / imagenet_c.ALEXNET_ERRORS[c] for c in corruptions]))
   assert summary['num_examples'] == 150
 
 
@@ -101,7 +105,7 @@ def _write_item(model_dir, folder, seed):
   Returns:
     The error a correct evaluation must report, from the model's own logits.
   """
-  wnids = imagenet_c.imagenet_wnids()
+  wnids = imagenet_classes.imagenet_wnids()
   images = ef.random_images(IMAGES_PER_ITEM, SIZE, SIZE, seed)
   contents = [ef.jpeg_bytes(image) for image in images]
   logits = ef.direct_logits(model_dir, np.stack([ef.decode_jpeg(c) for c in contents]))
@@ -119,7 +123,7 @@ def dataset(model_dir, tmp_path_factory):
   expected = {}
   for seed, (corruption, severity) in enumerate(ITEMS):
     folder = os.path.join(root, corruption, str(severity))
-    expected[imagenet_c.item_key(corruption, severity)] = _write_item(
+    expected[corruption_metrics.item_key(corruption, severity)] = _write_item(
         model_dir, folder, seed)
   return root, expected
 
@@ -149,7 +153,7 @@ def test_evaluation_matches_the_models_own_predictions(dataset, full_run):
   summary = data['summary']
   for corruption in ('gaussian_noise', 'fog'):
     assert summary['corruption_errors'][corruption] == pytest.approx(np.mean(
-        [expected[imagenet_c.item_key(corruption, s)] for s in (1, 3)]))
+        [expected[corruption_metrics.item_key(corruption, s)] for s in (1, 3)]))
   assert summary['mce'] is None and summary['average_error'] is None
   with open(output) as f:
     assert json.load(f) == data
@@ -160,7 +164,7 @@ def test_evaluation_matches_the_models_own_predictions(dataset, full_run):
 def test_resume_skips_done_items_and_writes_the_same_file(
     model_dir, dataset, full_run, tmp_path, monkeypatch):
   output = str(tmp_path / 'resumed.json')
-  real = imagenet_c.evaluate_files
+  real = image_folders.evaluate_files
   calls = []
 
   def interrupted(*args, **kwargs):
@@ -169,7 +173,7 @@ def test_resume_skips_done_items_and_writes_the_same_file(
     calls.append(1)
     return real(*args, **kwargs)
 
-  monkeypatch.setattr(imagenet_c, 'evaluate_files', interrupted)
+  monkeypatch.setattr(image_folders, 'evaluate_files', interrupted)
   with pytest.raises(KeyboardInterrupt):
     imagenet_c.main(_argv(model_dir, dataset[0], output))
   with open(output) as f:
@@ -180,7 +184,7 @@ def test_resume_skips_done_items_and_writes_the_same_file(
     calls.append(1)
     return real(*args, **kwargs)
 
-  monkeypatch.setattr(imagenet_c, 'evaluate_files', counted)
+  monkeypatch.setattr(image_folders, 'evaluate_files', counted)
   imagenet_c.main(_argv(model_dir, dataset[0], output))
   assert len(calls) == 4
   with open(output, 'rb') as f, open(full_run[0], 'rb') as g:
