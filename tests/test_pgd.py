@@ -1,4 +1,4 @@
-"""PGD attacks and the accuracy-vs-epsilon sweep (eval/pgd.py, SPEC section 6).
+"""PGD attacks and the accuracy-vs-epsilon sweep (eval/pgd/, SPEC section 6).
 
 The attack itself is checked on tiny fixed-weight models in plain graph
 sessions; the sweep, the command line and resuming run on a small WRN trained
@@ -13,16 +13,20 @@ import signal
 import subprocess
 import sys
 import time
-import types
 
+from conftest import REPO_ROOT
+import eval_fixtures
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from conftest import REPO_ROOT
+from eval import examples
 from eval import pgd
 from eval import results
 from eval import runner
+from eval.pgd import __main__ as pgd_cli
+from eval.pgd import sweep
+from resnet_ceb import imagenet_input
 
 tf1 = tf.compat.v1
 
@@ -65,7 +69,7 @@ def _images(count=8, seed=2):
 
 
 def _numpy_ce_gradient(x, labels, weights, bias):
-  """d CE / dx of logits = xW + b: (softmax - onehot) W^T, in float64."""
+  """D CE / dx of logits = xW + b: (softmax - onehot) W^T, in float64."""
   flat = x.reshape(len(x), -1).astype(np.float64)
   logits = flat @ weights + bias
   probs = np.exp(logits - logits.max(axis=1, keepdims=True))
@@ -177,6 +181,40 @@ def test_zero_epsilon_and_zero_gradient_return_the_clean_batch(norm):
                        norm=norm, epsilon=10.0, step_size=3.0)
   for x in at_zero + flat:
     np.testing.assert_array_equal(x, images)  # Exactly, and no NaN from 0/0.
+
+
+@pytest.mark.parametrize('norm', pgd.NORMS)
+def test_a_model_without_gradient_path_leaves_the_clean_batch(norm):
+  images, labels = _images()
+  mlp = _mlp_logits_fn()
+  # tf.gradients gives None here; PGD must take that as a zero gradient.
+  iterates = _run_iterates(lambda x: mlp(tf.stop_gradient(x)), images, labels, 2,
+                           norm=norm, epsilon=10.0, step_size=3.0)
+  for x in iterates:
+    np.testing.assert_array_equal(x, images)
+
+
+@pytest.mark.parametrize('norm', pgd.NORMS)
+def test_nan_gradients_leave_only_their_examples_in_place(norm):
+  images, labels = _images()
+  images[:4, 0, 0, 0] = 0.0
+  images[4:, 0, 0, 0] = 50.0
+  mlp = _mlp_logits_fn()
+
+  @tf.custom_gradient
+  def nan_gradient_where_dark(x):
+    """The identity, whose gradient is NaN where the first pixel is 0."""
+    dark = tf.equal(x[:, :1, :1, :1], 0.0)
+    return tf.identity(x), lambda dy: tf.where(dark, np.float32(np.nan), dy)
+
+  def logits_fn(x):
+    return mlp(nan_gradient_where_dark(x))
+
+  final = _run_iterates(logits_fn, images, labels, 2, norm=norm, epsilon=10.0,
+                        step_size=3.0)[-1]
+  assert np.isfinite(final).all()
+  np.testing.assert_array_equal(final[:4], images[:4])
+  assert (np.abs(final[4:] - images[4:]).reshape(4, -1).max(axis=1) > 1.0).all()
 
 
 @pytest.mark.parametrize('norm,epsilon', [('linf', 16.0), ('l2', 60.0)])
@@ -291,7 +329,7 @@ def test_streamed_targets_equal_random_target_labels():
   labels = np.random.RandomState(4).randint(0, 10, 1100).astype(np.int32)
   config = pgd.PgdConfig(targeted=True, target_seed=9, batch_size=500)
   with tf.Graph().as_default():
-    dataset = pgd._input_fn(pgd.array_examples(images, labels), config, 10)({})
+    dataset = sweep._input_fn(examples.array_examples(images, labels), config, 10)({})
     batch = tf1.data.make_one_shot_iterator(dataset).get_next()
     streamed = []
     with tf1.Session() as sess:
@@ -302,17 +340,7 @@ def test_streamed_targets_equal_random_target_labels():
 
 
 # ---------------------------------------------------------------------------
-# ImageNet input, available only with resnet_ceb/imagenet_input.py.
-
-
-def test_imagenet_is_a_clear_error_without_its_input_module(monkeypatch):
-  monkeypatch.setitem(sys.modules, 'resnet_ceb.imagenet_input', None)
-  with pytest.raises(ValueError, match='--dataset=imagenet is not available'):
-    pgd.load_examples('imagenet', '/data', False, None, 8)
-  monkeypatch.setitem(sys.modules, 'resnet_ceb.imagenet_input',
-                      types.ModuleType('resnet_ceb.imagenet_input'))
-  with pytest.raises(ValueError, match='ImageNetInput'):
-    pgd.load_examples('imagenet', '/data', False, None, 8)
+# The examples an attack reads (eval/examples.py).
 
 
 def test_imagenet_examples_come_from_image_net_input(monkeypatch):
@@ -325,10 +353,8 @@ def test_imagenet_examples_come_from_image_net_input(monkeypatch):
       labels = tf.range(7, dtype=tf.int64)
       return tf.data.Dataset.from_tensor_slices((images, labels)).batch(params['batch_size'])
 
-  module = types.ModuleType('resnet_ceb.imagenet_input')
-  module.ImageNetInput = FakeImageNetInput
-  monkeypatch.setitem(sys.modules, 'resnet_ceb.imagenet_input', module)
-  examples_fn = pgd.load_examples('imagenet', '/data', False, 5, 3)
+  monkeypatch.setattr(imagenet_input, 'ImageNetInput', FakeImageNetInput)
+  examples_fn = examples.load_examples('imagenet', '/data', False, 5, 3)
   with tf.Graph().as_default():
     dataset = examples_fn().batch(10)
     images, labels = tf1.data.make_one_shot_iterator(dataset).get_next()
@@ -403,7 +429,7 @@ def _cli_args(trained, output, *extra):
 
 
 def _sweep(trained, output, *extra):
-  assert pgd.main(_cli_args(trained, output, *extra)) == 0
+  pgd_cli.main(_cli_args(trained, output, *extra))
   with open(output) as f:
     return json.load(f)
 
@@ -412,7 +438,7 @@ def _clean_accuracy(trained, num_examples):
   """Clean accuracy through runner.predict's default predict_fn, independently."""
   model_dir, data_dir = trained
   model = runner.load_model(model_dir)
-  examples_fn = pgd.load_examples('cifar10', data_dir, False, num_examples, 50)
+  examples_fn = examples.load_examples('cifar10', data_dir, False, num_examples, 50)
   outputs = runner.predict(model, lambda params: examples_fn().map(
       lambda image, label: {'image': image, 'label': label}).batch(50))
   return float(np.mean(outputs['logits'].argmax(axis=-1) == outputs['label']))
@@ -459,7 +485,7 @@ def _results_dir(model_dir):
 
 
 def test_default_output_is_under_model_dir(model_copy):
-  assert pgd.main(_cli_args(model_copy, None, '--epsilons', '0', '--num_steps', '1')) == 0
+  pgd_cli.main(_cli_args(model_copy, None, '--epsilons', '0', '--num_steps', '1'))
   model = runner.load_model(model_copy[0])
   assert os.listdir(_results_dir(model.model_dir)) == [
       os.path.basename(results.default_path(model.model_dir, 'pgd_linf', model.step))]
@@ -475,20 +501,23 @@ def _set_param(model_dir, **changes):
 
 
 def test_imagenet_sweep_runs_on_the_trainer_input(tmp_path):
-  pytest.importorskip('resnet_ceb.imagenet_input')
-  import eval_fixtures  # pylint: disable=g-import-not-at-top
   model_dir = eval_fixtures.make_model_dir(str(tmp_path / 'model'), image_size=64,
                                            loss='ceb')
   _set_param(model_dir, dataset='imagenet')
   output = tmp_path / 'r.json'
-  assert pgd.main(['--model_dir', model_dir, '--fake_data', '--num_examples', '6',
-                   '--batch_size', '4', '--epsilons', '0,8', '--num_steps', '2',
-                   '--targeted', '--output', str(output)]) == 0
+  pgd_cli.main(['--model_dir', model_dir, '--fake_data', '--num_examples', '6',
+                '--batch_size', '4', '--epsilons', '0,8', '--num_steps', '2',
+                '--targeted', '--output', str(output)])
   result = json.loads(output.read_text())
   assert result['header']['dataset'] == 'imagenet'
   zero = result['items']['eps=0']
   assert zero['num_examples'] == 6 and zero['accuracy'] == zero['clean_accuracy']
   assert 'target_hit_rate' in result['items']['eps=8']
+
+
+def _cli_error(argv, capsys):
+  """The `error: ...` line of a refused command line (which exits 2)."""
+  return eval_fixtures.cli_error(pgd_cli.main, argv, capsys)
 
 
 @pytest.mark.parametrize('extra,fragment', [
@@ -507,9 +536,7 @@ def test_imagenet_sweep_runs_on_the_trainer_input(tmp_path):
     (['--epsilons', '8', '--data_dir', '/nonexistent'], '--data_dir'),
 ])
 def test_bad_flags_exit_2_and_write_nothing(model_copy, capsys, extra, fragment):
-  assert pgd.main(_cli_args(model_copy, None, *extra)) == 2
-  err = capsys.readouterr().err
-  assert err.startswith('error: ') and fragment in err
+  assert fragment in _cli_error(_cli_args(model_copy, None, *extra), capsys)
   assert not os.path.exists(_results_dir(model_copy[0]))
 
 
@@ -518,12 +545,11 @@ def test_bad_model_dirs_exit_2(model_copy, tmp_path, capsys):
   empty = str(tmp_path / 'empty')
   os.makedirs(empty)
   for bad in (empty, str(tmp_path / 'missing')):
-    assert pgd.main(['--model_dir', bad, '--data_dir', data_dir, '--epsilons', '8']) == 2
-    assert 'params.json' in capsys.readouterr().err
+    assert 'params.json' in _cli_error(
+        ['--model_dir', bad, '--data_dir', data_dir, '--epsilons', '8'], capsys)
   _set_param(model_dir, width=2)
-  assert pgd.main(_cli_args(model_copy, None, '--epsilons', '8')) == 2
-  err = capsys.readouterr().err
-  assert err.startswith('error: ') and 'another architecture' in err
+  assert 'another architecture' in _cli_error(
+      _cli_args(model_copy, None, '--epsilons', '8'), capsys)
   assert not os.path.exists(_results_dir(model_dir))
 
 
@@ -535,9 +561,8 @@ def test_targeted_with_one_class_exits_2(model_copy, monkeypatch, capsys):
     return model._replace(params=dict(model.params, num_classes=1))
 
   monkeypatch.setattr(runner, 'load_model', one_class)
-  assert pgd.main(_cli_args(model_copy, None, '--epsilons', '8', '--targeted')) == 2
-  err = capsys.readouterr().err
-  assert err.startswith('error: --targeted') and 'params.json' in err
+  line = _cli_error(_cli_args(model_copy, None, '--epsilons', '8', '--targeted'), capsys)
+  assert line.startswith('error: --targeted') and 'params.json' in line
   assert not os.path.exists(_results_dir(model_copy[0]))
 
 
@@ -545,8 +570,8 @@ def test_result_file_of_other_flags_is_left_alone(model_copy, tmp_path, capsys):
   output = tmp_path / 'r.json'
   _sweep(model_copy, output, '--epsilons', '0', '--num_steps', '1')
   before = output.read_bytes()
-  assert pgd.main(_cli_args(model_copy, output, '--epsilons', '0', '--num_steps', '2')) == 2
-  assert 'another evaluation' in capsys.readouterr().err
+  assert 'another evaluation' in _cli_error(
+      _cli_args(model_copy, output, '--epsilons', '0', '--num_steps', '2'), capsys)
   assert output.read_bytes() == before
 
 
