@@ -12,7 +12,9 @@ import os
 import numpy as np
 import tensorflow as tf
 
+from resnet_ceb import resnet_main
 from resnet_ceb import train_utils
+from wrn_cifar import wrn_main
 
 tf1 = tf.compat.v1
 
@@ -24,10 +26,8 @@ def _logits_fn_builder(params):
   """The trainer's eval-mode `logits_fn(images)` for a params dict."""
   trainer = params.get('trainer')
   if trainer == 'wrn_cifar':
-    from wrn_cifar import wrn_main  # pylint: disable=g-import-not-at-top
     return wrn_main.eval_logits_fn(params)
   if trainer == 'resnet_ceb':
-    from resnet_ceb import resnet_main  # pylint: disable=g-import-not-at-top
     return resnet_main.eval_logits_fn(params)
   raise ValueError('params.json names an unknown trainer %r' % (trainer,))
 
