@@ -1,23 +1,24 @@
-"""Atomic JSON files: a reader never sees a half-written result or params file."""
+"""Atomic files: a reader never sees a half-written result, params file or report."""
 import json
 import math
 import os
-import tempfile
+import secrets
 
 
-def atomic_write_json(path, obj):
-  """Writes `obj` as JSON to `path` through a temp file, fsync and rename.
+def atomic_write_bytes(path, data):
+  """Writes bytes to `path` through a temp file in the same folder, fsync and rename.
 
-  NaN and infinities are refused (`allow_nan=False`) so every file written here
-  is strict JSON that any reader accepts.
+  The temp file is opened with mode 0666 less the umask, so the result has the
+  permissions a plain open() would give (mkstemp's 0600 would hide it from
+  other readers). A killed write leaves at most a hidden `.<name>.<hex>` file.
   """
   directory = os.path.dirname(os.path.abspath(path))
   os.makedirs(directory, exist_ok=True)
-  text = json.dumps(obj, indent=2, sort_keys=True, allow_nan=False)
-  fd, tmp = tempfile.mkstemp(prefix='.' + os.path.basename(path) + '.', dir=directory)
+  tmp = os.path.join(directory, '.%s.%s' % (os.path.basename(path), secrets.token_hex(8)))
+  fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
   try:
-    with os.fdopen(fd, 'w') as f:
-      f.write(text + '\n')
+    with os.fdopen(fd, 'wb') as f:
+      f.write(data)
       f.flush()
       os.fsync(f.fileno())
     os.replace(tmp, path)
@@ -25,6 +26,21 @@ def atomic_write_json(path, obj):
     if os.path.exists(tmp):
       os.remove(tmp)
     raise
+
+
+def atomic_write_text(path, text):
+  """Writes `text` as UTF-8 to `path` atomically (see `atomic_write_bytes`)."""
+  atomic_write_bytes(path, text.encode('utf-8'))
+
+
+def atomic_write_json(path, obj):
+  """Writes `obj` as JSON to `path` atomically (see `atomic_write_bytes`).
+
+  NaN and infinities are refused (`allow_nan=False`) so every file written here
+  is strict JSON that any reader accepts.
+  """
+  text = json.dumps(obj, indent=2, sort_keys=True, allow_nan=False)
+  atomic_write_text(path, text + '\n')
 
 
 def read_json(path):

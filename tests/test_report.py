@@ -1,23 +1,29 @@
-"""Tests eval.report: rho*, Table 1 rebuilt from the paper's own numbers, bad input, figures.
+"""Tests eval.report: rho*, Table 1 rebuilt from the paper's own numbers, bad input, figures, audit.
 
-Result files are written in the real format with the producers' own helpers
-(eval.clean.item_value, eval.imagenet_c.summarize, eval.pgd.summarize).
+Result files are written in the real on-disk format (eval.results), their
+items and summaries as eval.top1, eval.imagenet_c, the PGD sweep and
+eval.audit write them; only numpy-only helpers (eval.corruption_metrics,
+eval.settings) are shared with the producers.
 """
 import csv
 import json
 import os
 import re
+import stat
+import subprocess
+import sys
 
-os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '3')
-
-import numpy as np  # pylint: disable=g-import-not-at-top
+from conftest import REPO_ROOT
+from conftest import SHARED_DATA
+import numpy as np
 import pytest
 
-from conftest import SHARED_DATA
-from eval import clean
-from eval import imagenet_c
-from eval import pgd
+from eval import corruption_metrics
 from eval import report
+from eval import settings
+from eval.report import figures_cifar
+from eval.report import results_reader
+from eval.report import runs
 from resnet_ceb import fileio
 
 PAPER_TSV = os.path.join(SHARED_DATA, 'paper_table1.tsv')
@@ -26,6 +32,7 @@ CLEAN_IMAGES = 50000
 PER_SEVERITY_IMAGES = 10000
 IMAGENET_A_IMAGES = 7500
 PGD_IMAGES = 1000
+AUDIT_IMAGES = 500
 
 
 # ---------------------------------------------------------------------------
@@ -33,26 +40,42 @@ PGD_IMAGES = 1000
 
 
 def _counts(error_pct, num_examples):
-  """A clean.item_value with the given error (percent, one decimal: exact)."""
-  return clean.item_value(round(num_examples * (100.0 - error_pct) / 100.0), num_examples)
+  """A top-1 item with the given error (percent, one decimal: exact)."""
+  correct = round(num_examples * (100.0 - error_pct) / 100.0)
+  return {'num_correct': correct, 'num_examples': num_examples,
+          'error': 1.0 - correct / num_examples}
+
+
+def _top1_summary(item):
+  return dict(item, accuracy=item['num_correct'] / item['num_examples'])
 
 
 def clean_result(error_pct):
   item = _counts(error_pct, CLEAN_IMAGES)
-  return {'test': item}, {'accuracy': item['num_correct'] / CLEAN_IMAGES,
-                          'error': item['error'], 'num_examples': CLEAN_IMAGES}
+  return {'test': item}, _top1_summary(item)
 
 
 def imagenet_c_result(errors_pct):
   """Every severity of a corruption at its error, so E_c is exactly that error."""
-  items = {imagenet_c.item_key(c, s): _counts(errors_pct[c], PER_SEVERITY_IMAGES)
-           for c in imagenet_c.CORRUPTIONS for s in imagenet_c.SEVERITIES}
-  return items, imagenet_c.summarize(items, imagenet_c.CORRUPTIONS, imagenet_c.SEVERITIES)
+  items = {corruption_metrics.item_key(c, s): _counts(errors_pct[c], PER_SEVERITY_IMAGES)
+           for c in corruption_metrics.CORRUPTIONS for s in corruption_metrics.SEVERITIES}
+  errors = {c: _counts(errors_pct[c], PER_SEVERITY_IMAGES)['error']
+            for c in corruption_metrics.CORRUPTIONS}
+  return items, {'corruption_errors': errors, 'mce': corruption_metrics.mce(errors),
+                 'average_error': corruption_metrics.average_error(errors),
+                 'num_examples': len(items) * PER_SEVERITY_IMAGES}
 
 
 def imagenet_a_result(error_pct):
   item = _counts(error_pct, IMAGENET_A_IMAGES)
-  return {'all': item}, dict(item, accuracy=item['num_correct'] / IMAGENET_A_IMAGES)
+  return {'all': item}, _top1_summary(item)
+
+
+def _sweep_summary(items):
+  ordered = sorted(items.values(), key=lambda item: item['epsilon'])
+  return {'epsilons': [item['epsilon'] for item in ordered],
+          'accuracy': [item['accuracy'] for item in ordered],
+          'clean_accuracy': ordered[0]['clean_accuracy']}
 
 
 def pgd_result(accuracy_by_epsilon, targeted, step_size=None, num_steps=20):
@@ -61,13 +84,31 @@ def pgd_result(accuracy_by_epsilon, targeted, step_size=None, num_steps=20):
   for epsilon, accuracy in accuracy_by_epsilon.items():
     correct = round(accuracy * PGD_IMAGES)
     item = {'epsilon': float(epsilon), 'num_examples': PGD_IMAGES,
-            'step_size': step_size or pgd.default_step_size(epsilon, num_steps),
+            'step_size': step_size or settings.pgd_step_size(epsilon, num_steps),
             'num_correct': correct, 'accuracy': correct / PGD_IMAGES,
             'num_clean_correct': 800, 'clean_accuracy': 0.8}
     if targeted:
       item.update(num_hit=PGD_IMAGES - correct, target_hit_rate=1 - correct / PGD_IMAGES)
-    items[pgd.epsilon_key(epsilon)] = item
-  return items, pgd.summarize(items)
+    items['eps=%g' % epsilon] = item
+  return items, _sweep_summary(items)
+
+
+def audit_result(pgd20_by_epsilon, drop, verdict='robust', flags=()):
+  """An audit's items and summary: every attack's accuracy `drop` below PGD-20's."""
+  items = {}
+  for epsilon, pgd20 in pgd20_by_epsilon.items():
+    accuracy = max(0.0, pgd20 - drop)
+    items['eps=%g' % epsilon] = {
+        'epsilon': float(epsilon), 'num_examples': AUDIT_IMAGES, 'clean_accuracy': 0.9,
+        'pgd20_accuracy': pgd20, 'accuracy': accuracy,
+        'per_attack': {'pgd20': pgd20, 'apgd_ce': accuracy, 'square': pgd20},
+        'indicators': {'zero_gradients': 0.0},
+        'flags': ['drop at eps=%g' % epsilon] if drop > 0.05 else []}
+  ordered = [items[key] for key in sorted(items, key=lambda k: items[k]['epsilon'])]
+  return items, {'epsilons': [i['epsilon'] for i in ordered],
+                 'accuracy': [i['accuracy'] for i in ordered],
+                 'pgd20_accuracy': [i['pgd20_accuracy'] for i in ordered],
+                 'clean_accuracy': 0.9, 'flags': list(flags), 'verdict': verdict}
 
 
 def write_result(results_dir, params, evaluation, items_summary, *, step=100,
@@ -86,7 +127,11 @@ def write_result(results_dir, params, evaluation, items_summary, *, step=100,
 
 
 def imagenet_params(column, rho):
-  """A resnet_ceb params dict of a Table 1 column, e.g. 'ResNet152x2/cCEB'."""
+  """A resnet_ceb params dict of a Table 1 column, e.g. 'ResNet152x2/cCEB'.
+
+  It names the class count `num_label_classes`, as result files written before
+  the trainers shared the one key `num_classes` do.
+  """
   match = re.fullmatch(r'ResNet(\d+)(?:x(\d+))?(-aa)?/(\w+)', column)
   depth, width, no_aa, objective = match.groups()
   return {'trainer': 'resnet_ceb', 'dataset': 'imagenet', 'resnet_depth': int(depth),
@@ -358,7 +403,7 @@ def test_bad_results_dir_is_an_error(tmp_path, capsys):
 
 def cifar_params(loss, rho):
   return {'trainer': 'wrn_cifar', 'dataset': 'cifar10', 'depth': 28, 'width': 10,
-          'loss': loss, 'rho': float(rho), 'augment_name': 'autoaugment'}
+          'num_classes': 10, 'loss': loss, 'rho': float(rho), 'augment_name': 'autoaugment'}
 
 
 def write_cifar_runs(results_dir):
@@ -382,6 +427,8 @@ def test_figures_1_and_2_from_cifar_results(tmp_path, capsys):
     png = (tmp_path / 'out' / name).read_bytes()
     assert png.startswith(PNG_MAGIC) and len(png) > 1000
   assert not (tmp_path / 'out' / 'figure3.png').exists()
+  assert not (tmp_path / 'out' / 'audit.md').exists()
+  assert 'No audit result files' in (tmp_path / 'out' / 'summary.md').read_text()
   out = capsys.readouterr().out
   assert 'figure3.png skipped' in out and 'rho=7' in out
   table = read_tsv(tmp_path / 'out' / 'table1.tsv')
@@ -395,3 +442,170 @@ def test_l2_axis_is_linear_to_100_then_logarithmic():
   assert position[4] - position[3] == pytest.approx(position[3] - report.l2_axis_forward(100.0))
   np.testing.assert_allclose(report.l2_axis_inverse(position), eps)
 
+
+
+# ---------------------------------------------------------------------------
+# The audit: its table, and its curves beside PGD-20 in Figures 1-2.
+
+
+def write_audits(results_dir):
+  """Audits of CEB rho=1 (both norms, 10 points below PGD-20) and Det. (L-inf, no drop)."""
+  ceb = cifar_params('ceb', 1)
+  write_result(results_dir, ceb, 'audit_linf',
+               audit_result({8: 0.4, 2: 0.6}, 0.1, 'overestimated', ['gap above 5 points']))
+  write_result(results_dir, ceb, 'audit_l2', audit_result({128: 0.5}, 0.1, 'overestimated'))
+  write_result(results_dir, cifar_params('xent', 3), 'audit_linf', audit_result({8: 0.3}, 0.0))
+
+
+def test_audit_table_lists_every_audited_run_norm_and_epsilon(tmp_path):
+  write_cifar_runs(tmp_path / 'r')
+  write_audits(tmp_path / 'r')
+  assert run_report(tmp_path / 'r', tmp_path / 'out') == 0
+  with open(tmp_path / 'out' / 'audit.tsv') as f:
+    rows = list(csv.DictReader(f, delimiter='\t'))
+  assert [(r['column'], r['ρ'], r['norm'], r['ε']) for r in rows] == [
+      ('WRN-28x10/CEB', '1', 'L∞', '2'), ('WRN-28x10/CEB', '1', 'L∞', '8'),
+      ('WRN-28x10/CEB', '1', 'L2', '128'), ('WRN-28x10/XEnt', '', 'L∞', '8')]
+  numbers = [(r['clean %'], r['PGD-20 %'], r['audit %'], r['audit - PGD-20']) for r in rows]
+  assert numbers == [('90.00', '60.00', '50.00', '-10.00'), ('90.00', '40.00', '30.00', '-10.00'),
+                     ('90.00', '50.00', '40.00', '-10.00'), ('90.00', '30.00', '30.00', '+0.00')]
+  assert [r['verdict'] for r in rows] == ['overestimated'] * 3 + ['robust']
+  assert rows[0]['flags'] == 'gap above 5 points, drop at eps=2' and rows[3]['flags'] == '-'
+  assert rows[3]['model_dir'] == '/runs/WRN-28x10_XEnt_3.0'
+  markdown = (tmp_path / 'out' / 'audit.md').read_text()
+  assert ('| WRN-28x10/CEB | 1 | L∞ | 8 | 90.00 | 40.00 | 30.00 | -10.00 | overestimated |'
+          in markdown)
+  summary = (tmp_path / 'out' / 'summary.md').read_text()
+  assert '- WRN-28x10/CEB ρ=1, L2: overestimated' in summary
+  assert '- WRN-28x10/XEnt, L∞: robust' in summary
+  for name in ('figure1.png', 'figure2.png'):
+    assert (tmp_path / 'out' / name).read_bytes().startswith(PNG_MAGIC)
+
+
+def _cifar_groups(results_dir):
+  _, complete, _ = results_reader.read_all(str(results_dir))
+  return runs.group_runs(runs.build_runs(complete))
+
+
+def _lines(axes):
+  return {line.get_label(): line for line in axes.get_lines()}
+
+
+def test_figure2_draws_each_audit_dashed_in_its_runs_colour(tmp_path):
+  write_cifar_runs(tmp_path / 'r')
+  write_audits(tmp_path / 'r')
+  figure = figures_cifar.figure2(_cifar_groups(tmp_path / 'r'), {1.0}, print)
+  linf, l2 = (_lines(axes) for axes in figure.axes)
+  pgd, audit = linf['WRN-28x10/CEB ρ=1'], linf['WRN-28x10/CEB ρ=1 audit']
+  assert (pgd.get_linestyle(), audit.get_linestyle()) == ('-', '--')
+  assert audit.get_color() == pgd.get_color()
+  np.testing.assert_allclose(audit.get_xdata(), [2.0, 8.0])
+  np.testing.assert_allclose(audit.get_ydata(), [50.0, 30.0])
+  assert l2['WRN-28x10/CEB ρ=1 audit'].get_color() == l2['WRN-28x10/CEB ρ=1'].get_color()
+  det = linf['WRN-28x10/XEnt (Det.) audit']
+  assert det.get_color() == linf['WRN-28x10/XEnt (Det.)'].get_color() != pgd.get_color()
+  assert 'WRN-28x10/XEnt (Det.) audit' not in l2
+  other_rho = figures_cifar.figure2(_cifar_groups(tmp_path / 'r'), {2.5}, print)
+  audits = [label for label in _lines(other_rho.axes[0]) if label.endswith('audit')]
+  assert audits == ['WRN-28x10/XEnt (Det.) audit']
+
+
+def test_figure1_draws_the_audit_at_its_epsilon_beside_pgd(tmp_path):
+  write_cifar_runs(tmp_path / 'r')
+  write_audits(tmp_path / 'r')
+  epsilons = {'linf': 8.0, 'l2': 128.0}
+  lines = _lines(figures_cifar.figure1(_cifar_groups(tmp_path / 'r'), epsilons, print).axes[0])
+  pgd, audit = lines['WRN-28x10/CEB: PGD L∞ ε=8'], lines['WRN-28x10/CEB: audit L∞ ε=8']
+  assert audit.get_color() == pgd.get_color() == 'tab:red'
+  assert (pgd.get_linestyle(), audit.get_linestyle()) == ('-', '--')
+  assert (list(audit.get_xdata()), list(audit.get_ydata())) == ([1.0], [pytest.approx(30.0)])
+  assert list(lines['WRN-28x10/CEB: audit L2 ε=128'].get_ydata()) == [pytest.approx(40.0)]
+  baseline = lines['WRN-28x10/XEnt (Det.): audit L∞ ε=8']
+  assert baseline.get_linestyle() == ':' and baseline.get_ydata()[0] == pytest.approx(30.0)
+  assert lines['WRN-28x10/XEnt (Det.): PGD L∞ ε=8'].get_linestyle() == '--'
+
+
+@pytest.mark.parametrize('corrupt', [
+    lambda data: data['summary'].pop('verdict'),
+    lambda data: data['items']['eps=8'].update(accuracy=1.5),
+    lambda data: data['items']['eps=8'].pop('pgd20_accuracy'),
+    lambda data: data['items']['eps=8'].update(flags='gap'),
+])
+def test_bad_audit_file_is_an_error_naming_it(tmp_path, capsys, corrupt):
+  path = write_result(tmp_path / 'r', cifar_params('ceb', 1), 'audit_linf',
+                      audit_result({8: 0.4}, 0.1))
+  data = fileio.read_json(path)
+  corrupt(data)
+  fileio.atomic_write_json(path, data)
+  _assert_error_naming(tmp_path, capsys, path)
+
+
+# ---------------------------------------------------------------------------
+# The class count, under either key of model_params.
+
+
+@pytest.mark.parametrize('params,expected', [
+    ({'num_classes': 10}, 10), ({'num_label_classes': 1000}, 1000), ({}, None)])
+def test_class_count_reads_either_key(params, expected):
+  assert results_reader.class_count(params) == expected
+
+
+def test_runs_show_their_class_count_from_either_key(tmp_path):
+  write_result(tmp_path / 'r', cifar_params('ceb', 1), 'clean', clean_result(5.0))
+  write_result(tmp_path / 'r', imagenet_params('ResNet50/CEB', 6), 'clean', clean_result(21.9))
+  assert run_report(tmp_path / 'r', tmp_path / 'out') == 0
+  summary = (tmp_path / 'out' / 'summary.md').read_text()
+  assert '| WRN-28x10/CEB | 1 | 100 | 10 | clean |' in summary
+  assert '| ResNet50/CEB | 6 | 100 | 1000 | clean |' in summary
+
+
+@pytest.mark.parametrize('key,value', [('num_classes', 0), ('num_label_classes', 'ten'),
+                                       ('num_classes', True)])
+def test_bad_class_count_is_an_error_naming_file_and_key(tmp_path, capsys, key, value):
+  params = dict(cifar_params('ceb', 1))
+  del params['num_classes']
+  params[key] = value
+  path = write_result(tmp_path / 'r', params, 'clean', clean_result(5.0))
+  _assert_error_naming(tmp_path, capsys, path, key)
+
+
+# ---------------------------------------------------------------------------
+# The command line: no TensorFlow, `python -m eval.report`, file modes.
+
+
+def test_importing_the_report_loads_no_tensorflow():
+  code = 'import sys; import eval.report; print("tensorflow" in sys.modules)'
+  done = subprocess.run([sys.executable, '-c', code], cwd=REPO_ROOT, capture_output=True,
+                        text=True, check=False)
+  assert (done.returncode, done.stdout.strip()) == (0, 'False'), done.stderr
+
+
+def _python_m_report(*argv):
+  return subprocess.run([sys.executable, '-m', 'eval.report'] + [str(a) for a in argv],
+                        cwd=REPO_ROOT, capture_output=True, text=True, check=False)
+
+
+def test_python_m_eval_report_writes_the_report_or_exits_2(tmp_path):
+  write_cifar_runs(tmp_path / 'r')
+  done = _python_m_report('--results_dir', tmp_path / 'r', '--out', tmp_path / 'out',
+                          '--paper_table', PAPER_TSV)
+  assert done.returncode == 0, done.stderr
+  assert 'report: wrote figure1.png, figure2.png, summary.md, table1.md' in done.stdout
+  assert (tmp_path / 'out' / 'figure2.png').read_bytes().startswith(PNG_MAGIC)
+  bad = _python_m_report('--results_dir', tmp_path / 'r', '--out', tmp_path / 'bad',
+                         '--figure2_rhos', '1,x')
+  assert bad.returncode == 2
+  assert bad.stderr.startswith('error: --figure2_rhos=1,x')
+  assert not (tmp_path / 'bad').exists()
+
+
+def test_outputs_get_the_mode_a_plain_open_would_give(tmp_path):
+  write_cifar_runs(tmp_path / 'r')
+  old = os.umask(0o027)
+  try:
+    assert run_report(tmp_path / 'r', tmp_path / 'out') == 0
+  finally:
+    os.umask(old)
+  names = sorted(os.listdir(tmp_path / 'out'))
+  assert names == ['figure1.png', 'figure2.png', 'summary.md', 'table1.md', 'table1.tsv']
+  assert {stat.S_IMODE(os.stat(tmp_path / 'out' / n).st_mode) for n in names} == {0o640}

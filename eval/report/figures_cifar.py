@@ -1,0 +1,174 @@
+"""Figures 1 and 2 of the paper: CIFAR-10 accuracy under untargeted PGD.
+
+Figure 1 plots accuracy against rho at one epsilon per norm; Figure 2 plots
+accuracy against epsilon per run. When a run has a robustness audit
+(`audit_linf`, `audit_l2`), its accuracy after every attack is drawn dashed in
+the colour of its PGD-20 curve, so a gap between the two shows at a glance.
+Each figure function returns a matplotlib Figure, or None (logged) without data.
+"""
+import numpy as np
+
+from eval.report import plotting
+from eval.report import runs
+
+# Figure 2: the L2 axis is linear up to this epsilon and logarithmic beyond.
+L2_LINEAR_LIMIT = 100.0
+# Figure 1's series: (label, evaluation, norm of its epsilon or None, colour, line style).
+FIGURE1_SERIES = (
+    ('clean', 'clean', None, 'black', '-'),
+    ('PGD L2', 'pgd_l2', 'l2', 'tab:blue', '-'),
+    ('audit L2', 'audit_l2', 'l2', 'tab:blue', '--'),
+    ('PGD L∞', 'pgd_linf', 'linf', 'tab:red', '-'),
+    ('audit L∞', 'audit_linf', 'linf', 'tab:red', '--'),
+)
+# The deterministic baseline is a horizontal line: dashed for PGD, dotted for its audit.
+_BASELINE_STYLE = {'-': '--', '--': ':'}
+# Figure 2's curves per run: (evaluation prefix, line style, label suffix).
+FIGURE2_CURVES = (('pgd_', '-', ''), ('audit_', '--', ' audit'))
+
+
+def _accuracy(run, evaluation, epsilon=None):
+  """Accuracy % of a run: clean, or a PGD or audit curve's at epsilon; None if absent."""
+  metrics = run.metrics(evaluation)
+  if not metrics:
+    return None
+  value = metrics['accuracy'] if evaluation == 'clean' else metrics['curve'].get(epsilon)
+  return None if value is None else 100.0 * value
+
+
+def _draw_series(axes, baselines, series, spec, epsilon):
+  """Draws one Figure 1 series for every CIFAR column; returns whether anything was drawn."""
+  label, evaluation, _, color, style = spec
+  drawn = False
+  for column, run in baselines.items():
+    value = _accuracy(run, evaluation, epsilon)
+    if value is not None:
+      axes.axhline(value, color=color, linestyle=_BASELINE_STYLE[style],
+                   label='%s (Det.): %s' % (column, label))
+      drawn = True
+  for column, slot in series.items():
+    points = [(rho, _accuracy(slot[rho], evaluation, epsilon)) for rho in sorted(slot)]
+    points = [p for p in points if p[1] is not None]
+    if points:
+      axes.plot(*zip(*points), marker='o' if style == '-' else 'x', linestyle=style,
+                color=color, label='%s: %s' % (column, label))
+      drawn = True
+  return drawn
+
+
+def figure1(groups, epsilons, log):
+  """Figure 1: CIFAR-10 accuracy vs rho, clean and under untargeted PGD L2 and L-inf.
+
+  One line per metric and CEB-like column over rho (audits dashed); the
+  deterministic baseline's (XEnt) values are horizontal lines of the same colours.
+
+  Args:
+    groups: runs.group_runs' groups.
+    epsilons: {'linf': eps, 'l2': eps}, pixel units.
+    log: called with a line when the figure is skipped.
+
+  Returns:
+    A Figure, or None (logged) when no CIFAR run has any of these values.
+  """
+  baselines, series = runs.cifar_groups(groups)
+  figure = plotting.new_figure((7, 4.5))
+  axes = figure.add_subplot()
+  drawn = False
+  for label, evaluation, norm, color, style in FIGURE1_SERIES:
+    epsilon = epsilons[norm] if norm else None
+    name = label if norm is None else '%s ε=%g' % (label, epsilon)
+    drawn |= _draw_series(axes, baselines, series, (name, evaluation, norm, color, style),
+                          epsilon)
+  if not drawn:
+    log('figure1.png skipped: no CIFAR-10 clean or PGD (L2 eps=%g, L-inf eps=%g) results'
+        % (epsilons['l2'], epsilons['linf']))
+    return None
+  axes.set(xlabel='ρ', ylabel='accuracy (%)', title='CIFAR-10: accuracy vs ρ (untargeted PGD)')
+  axes.legend(fontsize='small')
+  return figure
+
+
+def l2_axis_forward(epsilon):
+  """Figure 2's L2 axis: linear up to L2_LINEAR_LIMIT, logarithmic beyond.
+
+  x -> L*(1 + ln(x/L)) above L is continuous with the same slope at L, so the
+  two parts join smoothly.
+  """
+  epsilon = np.asarray(epsilon, dtype=float)
+  above = L2_LINEAR_LIMIT * (1.0 + np.log(np.maximum(epsilon, L2_LINEAR_LIMIT) / L2_LINEAR_LIMIT))
+  return np.where(epsilon <= L2_LINEAR_LIMIT, epsilon, above)
+
+
+def l2_axis_inverse(position):
+  """The inverse of `l2_axis_forward` (the exponent is capped against overflow)."""
+  position = np.asarray(position, dtype=float)
+  exponent = np.minimum(position / L2_LINEAR_LIMIT - 1.0, 700.0)
+  return np.where(position <= L2_LINEAR_LIMIT, position, L2_LINEAR_LIMIT * np.exp(exponent))
+
+
+def _l2_ticks(largest):
+  """Ticks of the L2 axis: every 50 up to the joint, then 2-5-10 steps."""
+  ticks = [0.0, L2_LINEAR_LIMIT / 2, L2_LINEAR_LIMIT]
+  decade = L2_LINEAR_LIMIT
+  while decade * 2 <= largest:
+    ticks += [t for t in (decade * 2, decade * 5, decade * 10) if t <= largest]
+    decade *= 10
+  return ticks
+
+
+def _figure2_curves(groups, rhos, log):
+  """[(label, run)] of Figure 2: the baselines, then CEB-like runs at `rhos` (None: all)."""
+  baselines, series = runs.cifar_groups(groups)
+  curves = [('%s (Det.)' % column, run) for column, run in baselines.items()]
+  for column, slot in series.items():
+    curves += [('%s ρ=%g' % (column, rho), slot[rho]) for rho in sorted(slot)
+               if rhos is None or rho in rhos]
+  found = {rho for slot in series.values() for rho in slot}
+  for rho in sorted(set(rhos or ()) - found):
+    log('figure2.png: no CIFAR-10 run at rho=%g (--figure2_rhos)' % rho)
+  return curves
+
+
+def _plot_curves(axes, curves, norm):
+  """Plots each run's PGD and audit curves of one norm; returns the largest epsilon drawn."""
+  largest = None
+  for label, run in curves:
+    color = None  # The first curve of a run picks its colour; its audit reuses it.
+    for prefix, style, suffix in FIGURE2_CURVES:
+      metrics = run.metrics(prefix + norm)
+      if metrics and metrics['curve']:
+        epsilons = sorted(metrics['curve'])
+        line, = axes.plot(epsilons, [100.0 * metrics['curve'][e] for e in epsilons],
+                          marker='.', linestyle=style, color=color, label=label + suffix)
+        color = line.get_color()
+        largest = max(largest or 0.0, epsilons[-1])
+  return largest
+
+
+def figure2(groups, rhos, log):
+  """Figure 2: CIFAR-10 accuracy vs epsilon of untargeted PGD, L-inf left, L2 right.
+
+  The L2 axis uses matplotlib's 'function' scale with `l2_axis_forward`:
+  linear up to epsilon 100, logarithmic beyond (the paper's switch), marked by a
+  dotted line. Audits are dashed in their run's colour.
+
+  Returns:
+    A Figure, or None (logged) without any CIFAR PGD sweep or audit.
+  """
+  curves = _figure2_curves(groups, rhos, log)
+  figure = plotting.new_figure((11, 4.5))
+  linf_axes, l2_axes = figure.subplots(1, 2)
+  linf_largest = _plot_curves(linf_axes, curves, 'linf')
+  l2_largest = _plot_curves(l2_axes, curves, 'l2')
+  if linf_largest is None and l2_largest is None:
+    log('figure2.png skipped: no untargeted CIFAR-10 PGD results (pgd_linf, pgd_l2)')
+    return None
+  linf_axes.set(xlabel='L∞ ε (pixels, 0-255)', ylabel='accuracy (%)', title='PGD L∞')
+  l2_axes.set_xscale('function', functions=(l2_axis_forward, l2_axis_inverse))
+  l2_axes.set_xticks(_l2_ticks(l2_largest or L2_LINEAR_LIMIT))
+  l2_axes.axvline(L2_LINEAR_LIMIT, color='grey', linestyle=':', linewidth=1)
+  l2_axes.set(xlabel='L2 ε (pixels; log scale beyond 100)', ylabel='accuracy (%)',
+              title='PGD L2')
+  for axes in (linf_axes, l2_axes):
+    axes.legend(fontsize='small')
+  return figure
