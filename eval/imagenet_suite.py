@@ -4,20 +4,22 @@
 [--imagenet_a_dir DIR]` runs it. Each evaluation writes its own resumable result
 file under model_dir/results; those the flags give no data for are skipped.
 
-PGD as in section 3.2: targeted (a seeded random wrong class), eps = 16,
-n = 20 steps, step size 2, in pixel units, L2 and L-inf.
+PGD as in section 3.2 (eval.settings.IMAGENET_PGD): targeted (a seeded random
+wrong class), eps = 16, n = 20 steps, step size 2, in pixel units, L2 and L-inf.
 """
 import sys
 
 from eval import clean
+from eval import cli
+from eval import examples
 from eval import imagenet_a
 from eval import imagenet_c
 from eval import pgd
 from eval import results
 from eval import runner
+from eval import settings
+from eval import top1
 from resnet_ceb import train_utils
-
-PAPER_PGD = {'epsilon': 16.0, 'num_steps': 20, 'step_size': 2.0}
 
 
 def _clean(model, examples_fn, batch_size, data_flags):
@@ -28,20 +30,18 @@ def _clean(model, examples_fn, batch_size, data_flags):
         lambda image, label: {'image': image, 'label': label})
 
   result = results.open_default(model, clean.EVALUATION, data_flags, 'imagenet')
-  if not result.done('validation'):
-    result.add('validation', clean.item_value(*clean.count_correct(model, input_fn)))
-  item = result.items['validation']
-  return result.finish({'accuracy': 1.0 - item['error'], 'error': item['error'],
-                        'num_examples': item['num_examples']})['summary']
+  return top1.clean_accuracy(model, input_fn, result, 'validation')['summary']
 
 
 def _pgd(model, examples_fn, norm, batch_size, data_flags):
-  config = pgd.PgdConfig(norm=norm, num_steps=PAPER_PGD['num_steps'],
-                         step_size=PAPER_PGD['step_size'], targeted=True,
+  """The paper's targeted PGD at its one radius, into a `pgd_<norm>_targeted` file."""
+  paper = settings.IMAGENET_PGD
+  config = pgd.PgdConfig(norm=norm, num_steps=paper['num_steps'],
+                         step_size=paper['step_size'], targeted=paper['targeted'],
                          batch_size=batch_size)
   result = results.open_default(model, config.evaluation,
                                 dict(config.header_flags(), **data_flags), 'imagenet')
-  return pgd.evaluate_pgd(model, examples_fn, [PAPER_PGD['epsilon']], config, result)
+  return pgd.evaluate_pgd(model, examples_fn, [paper['epsilon']], config, result)
 
 
 def evaluate_model(model_dir, *, data_dir=None, imagenet_c_dir=None,
@@ -51,53 +51,53 @@ def evaluate_model(model_dir, *, data_dir=None, imagenet_c_dir=None,
   summaries = {}
   if data_dir:
     image_size = model.params.get('image_size', 224)
-    examples_fn = pgd.load_examples('imagenet', data_dir, False, num_examples,
-                                    batch_size, image_size)
+    examples_fn = examples.load_examples('imagenet', data_dir, False, num_examples,
+                                         batch_size, image_size)
     data_flags = {'data_dir': data_dir, 'num_examples': num_examples}
     summaries['clean'] = _clean(model, examples_fn, batch_size, data_flags)
     for norm in pgd.NORMS:
       summaries['pgd_%s_targeted' % norm] = _pgd(model, examples_fn, norm, batch_size,
                                                  data_flags)
-  if imagenet_c_dir:
-    summaries['imagenet_c'] = imagenet_c.evaluate(
-        model, imagenet_c_dir, batch_size=batch_size,
-        output=results.default_path(model_dir, 'imagenet_c', model.step))['summary']
-  if imagenet_a_dir:
-    summaries['imagenet_a'] = imagenet_a.evaluate(
-        model, imagenet_a_dir, batch_size=batch_size,
-        output=results.default_path(model_dir, 'imagenet_a', model.step))['summary']
+  for module, data in ((imagenet_c, imagenet_c_dir), (imagenet_a, imagenet_a_dir)):
+    if data:
+      summaries[module.EVALUATION] = module.evaluate(
+          model, data, batch_size=batch_size,
+          output=results.default_path(model_dir, module.EVALUATION,
+                                      model.step))['summary']
   return summaries
 
 
-def _parse(argv):
-  parser = clean.ArgumentParser(prog='run_imagenet.sh eval', description=__doc__)
+def build_parser():
+  """The flags of `run_imagenet.sh eval`."""
+  parser = cli.ArgumentParser(prog='run_imagenet.sh eval', description=__doc__)
   parser.add_argument('--model_dir', required=True)
   parser.add_argument('--data_dir', help='validation-* TFRecords (clean and PGD)')
   parser.add_argument('--imagenet_c_dir', help='ImageNet-C root')
   parser.add_argument('--imagenet_a_dir', help='imagenet-a folder')
   parser.add_argument('--num_examples', type=int, help='first N validation images')
   parser.add_argument('--batch_size', type=int, default=50)
-  return parser.parse_args(argv)
+  return parser
 
 
-def main(argv=None):
-  try:
-    args = _parse(argv)
-    if not (args.data_dir or args.imagenet_c_dir or args.imagenet_a_dir):
-      raise ValueError('nothing to evaluate: give --data_dir, --imagenet_c_dir '
-                       'and/or --imagenet_a_dir')
-    train_utils.require_positive('batch_size', args.batch_size)
-    summaries = evaluate_model(
-        args.model_dir, data_dir=args.data_dir, imagenet_c_dir=args.imagenet_c_dir,
-        imagenet_a_dir=args.imagenet_a_dir, num_examples=args.num_examples,
-        batch_size=args.batch_size)
-  except (ValueError, FileNotFoundError) as e:
-    print('error: %s' % e, file=sys.stderr)
-    return 2
+def run(args):
+  """Checks the flags, runs what the data allows and prints the summaries; returns 0."""
+  if not (args.data_dir or args.imagenet_c_dir or args.imagenet_a_dir):
+    raise ValueError('nothing to evaluate: give --data_dir, --imagenet_c_dir '
+                     'and/or --imagenet_a_dir')
+  train_utils.require_positive('batch_size', args.batch_size)
+  summaries = evaluate_model(
+      args.model_dir, data_dir=args.data_dir, imagenet_c_dir=args.imagenet_c_dir,
+      imagenet_a_dir=args.imagenet_a_dir, num_examples=args.num_examples,
+      batch_size=args.batch_size)
   for name, summary in sorted(summaries.items()):
     shown = {k: v for k, v in summary.items() if not isinstance(v, (dict, list))}
     print('%s: %s' % (name, shown))
   return 0
+
+
+def main(argv=None):
+  """`run_imagenet.sh eval`: bad input exits 2 with `error: ...` on stderr."""
+  return cli.run_cli(build_parser(), run, argv)
 
 
 if __name__ == '__main__':

@@ -1,12 +1,15 @@
 """The per-model evaluation suites behind `run_cifar.sh eval` and `run_imagenet.sh eval`."""
 import os
 
-import pytest
 from absl import flags
-
 from cifar_fixtures import write_cifar_python
+import eval_fixtures
+import pytest
+
 from eval import cifar_suite
+from eval import cli
 from eval import imagenet_suite
+from eval import settings
 from resnet_ceb import fileio
 from resnet_ceb import make_tfrecords
 from resnet_ceb import resnet_main
@@ -49,12 +52,11 @@ def test_cifar_suite_writes_clean_and_pgd_curves(tmp_path, capsys):
 
 
 def test_cifar_suite_refuses_bad_epsilons(tmp_path, capsys):
-  assert cifar_suite.main(['--model_dir', str(tmp_path), '--fake_data',
-                           '--linf_epsilons', '8,x']) == 2
-  assert '--linf_epsilons' in capsys.readouterr().err
-  assert cifar_suite.main(['--model_dir', str(tmp_path), '--fake_data',
-                           '--l2_epsilons', '-1']) == 2
-  assert '--l2_epsilons' in capsys.readouterr().err
+  for flag, bad in (('--linf_epsilons', '8,x'), ('--l2_epsilons', '-1'),
+                    ('--l2_epsilons', '4,4')):
+    line = eval_fixtures.cli_error(cifar_suite.main, [
+        '--model_dir', str(tmp_path), '--fake_data', flag, bad], capsys)
+    assert flag in line
   assert not os.path.exists(tmp_path / 'results')
 
 
@@ -84,5 +86,12 @@ def test_imagenet_suite_runs_clean_and_the_papers_targeted_pgd(tmp_path):
 
 
 def test_imagenet_suite_needs_some_data(tmp_path, capsys):
-  assert imagenet_suite.main(['--model_dir', str(tmp_path)]) == 2
-  assert 'nothing to evaluate' in capsys.readouterr().err
+  assert 'nothing to evaluate' in eval_fixtures.cli_error(
+      imagenet_suite.main, ['--model_dir', str(tmp_path)], capsys)
+
+
+def test_cifar_suite_defaults_are_the_papers_settings():
+  args = cifar_suite.build_parser().parse_args(['--model_dir', 'unused'])
+  assert cli.parse_epsilons(args.linf_epsilons) == list(settings.CIFAR_LINF_EPSILONS)
+  assert cli.parse_epsilons(args.l2_epsilons) == list(settings.CIFAR_L2_EPSILONS)
+  assert args.num_steps == settings.PGD_NUM_STEPS
