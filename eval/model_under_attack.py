@@ -238,3 +238,28 @@ class ModelUnderAttack:
     gradient = tf.where(tf.reshape(finite, [-1] + [1] * len(axes)), gradient,
                         tf.zeros_like(gradient))
     return logits, loss, gradient, tf.logical_not(finite)
+
+  def gradient_health(self, loss_fn, x):
+    """Per example, how the input gradient of a loss fails, if it does.
+
+    The audit's indicators tell the three failures apart (a missing gradient
+    path, non-finite values, an exact zero such as a saturated softmax gives);
+    `loss_and_gradient` merges them into one zero gradient.
+
+    Args:
+      loss_fn: `loss_fn(logits)` -> [batch] per-example losses.
+      x: [batch, ...] float pixels.
+
+    Returns:
+      A dict of [batch] bool tensors: 'none' (no gradient path), 'nonfinite'
+      (some entry is NaN or infinite) and 'zero' (every entry is exactly 0).
+    """
+    gradient = tf.gradients(tf.reduce_sum(loss_fn(self.logits(x))), x)[0]
+    batch = tf.shape(x)[:1]
+    if gradient is None:
+      no = tf.zeros(batch, tf.bool)
+      return {'none': tf.ones(batch, tf.bool), 'nonfinite': no, 'zero': no}
+    axes = list(range(1, x.shape.rank))
+    return {'none': tf.zeros(batch, tf.bool),
+            'nonfinite': tf.logical_not(tf.reduce_all(tf.math.is_finite(gradient), axis=axes)),
+            'zero': tf.reduce_all(tf.equal(gradient, 0.0), axis=axes)}
