@@ -32,20 +32,21 @@ import numpy as np  # pylint: disable=g-import-not-at-top
 import tensorflow as tf  # pylint: disable=g-import-not-at-top
 
 from eval import pgd  # pylint: disable=g-import-not-at-top
+from eval import settings  # pylint: disable=g-import-not-at-top
 from wrn_cifar import wrn_main  # pylint: disable=g-import-not-at-top
 
 tf1 = tf.compat.v1
 
 
 def _input_gradient(logits_fn, x, labels):
-  """d CE(labels) / dx for the batch x."""
+  """The input gradient d CE(labels) / dx of the batch x."""
   loss = tf.reduce_sum(tf.nn.sparse_softmax_cross_entropy_with_logits(
       labels=labels, logits=logits_fn(x)))
   return tf.gradients(loss, x)[0]
 
 
 def _fwd_bwd_loop(logits_fn, x, labels, num_steps, step_size):
-  """n gradient steps in one while_loop, without projection or clipping."""
+  """The n gradient steps of (c) in one while_loop, without projection or clipping."""
   def body(i, current):
     return i + 1, current + step_size * tf.sign(_input_gradient(logits_fn, current, labels))
 
@@ -59,7 +60,7 @@ def _build(args):
   rng = np.random.RandomState(0)
   batch = rng.randint(0, 256, (args.batch_size, 32, 32, 3)).astype(np.float32)
   labels = rng.randint(0, 10, args.batch_size).astype(np.int32)
-  step_size = pgd.default_step_size(args.epsilon, args.num_steps)
+  step_size = settings.pgd_step_size(args.epsilon, args.num_steps)
   graph = tf.Graph()
   with graph.as_default():
     logits_fn = wrn_main.eval_logits_fn(
@@ -111,12 +112,13 @@ def _report(times, args):
 
 
 def main():
+  """Builds the three variants, times them in interleaved rounds, prints."""
   parser = argparse.ArgumentParser(description=__doc__,
                                    formatter_class=argparse.RawDescriptionHelpFormatter)
   parser.add_argument('--depth', type=int, default=10)
   parser.add_argument('--width', type=int, default=1)
   parser.add_argument('--batch_size', type=int, default=256)
-  parser.add_argument('--num_steps', type=int, default=20)
+  parser.add_argument('--num_steps', type=int, default=settings.PGD_NUM_STEPS)
   parser.add_argument('--epsilon', type=float, default=8.0)
   parser.add_argument('--rounds', type=int, default=7)
   args = parser.parse_args()
