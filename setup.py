@@ -17,7 +17,7 @@ setuptools.setup(
     name='ceb-robustness',
     version='0.1.0',
     description='Reproduction of "CEB Improves Model Robustness" (Fischer & Alemi 2020).',
-    packages=['resnet_ceb', 'wrn_cifar', 'eval', 'studies'],
+    packages=setuptools.find_packages(include=['resnet_ceb*', 'wrn_cifar*', 'eval*', 'studies*']),
     package_data={'resnet_ceb': ['data/*.txt']},
     python_requires='>=3.9,<3.12',
     install_requires=INSTALL_REQUIRES,
