@@ -19,7 +19,9 @@ pixel range and s(g) = sign(g) (L-inf) or g / |g|_2 (L2):
 * the best point (highest loss) is kept per example, and so is the first
   misclassified point seen, the witness.
 
-Losses (eval.model_under_attack): 'ce' and 'dlr' untargeted, and
+Losses (eval.model_under_attack): 'ce' (computed stably: the fused op rounds
+a confident example's loss to exactly 0, which would freeze the best point)
+and 'dlr' untargeted, and
 'targeted-dlr' (APGD-T), which aims in turn at the `num_targets` classes with
 the highest clean logits other than the label, one run per target. A call
 makes num_targets x num_restarts runs (1 x num_restarts untargeted), each from
@@ -170,7 +172,7 @@ class _Run:
 def _check_arguments(norm, epsilon, loss, num_steps, num_restarts, num_targets):
   mua.require_graph_mode('APGD')
   mua.check_norm(norm)
-  mua.check_epsilon(epsilon)
+  mua.radius(epsilon)
   mua.require(loss in LOSSES, 'loss=%r is not one of %s' % (loss, ', '.join(LOSSES)))
   mua.check_num_steps(num_steps)
   mua.check_num_steps(num_restarts, 'num_restarts')
@@ -197,7 +199,7 @@ def _targets(logits, labels, count):
 
 def _loss_fn(loss, labels, targets):
   if loss == 'ce':
-    return lambda logits: mua.cross_entropy(logits, labels)
+    return lambda logits: mua.stable_cross_entropy(logits, labels)
   if loss == 'dlr':
     return lambda logits: mua.dlr(logits, labels)
   return lambda logits: mua.targeted_dlr(logits, labels, targets)
@@ -212,7 +214,8 @@ def apgd_attack(logits_fn, x, labels, *, norm, epsilon, loss='ce', num_steps=100
     x: [batch, H, W, C] clean pixels.
     labels: [batch] int true labels.
     norm: 'linf' or 'l2'.
-    epsilon: radius of the ball, in pixel units.
+    epsilon: radius of the ball, in pixel units (a number, or a scalar
+      tensor checked by whoever feeds it).
     loss: 'ce', 'dlr' or 'targeted-dlr'.
     num_steps: iterations N per run (each one forward-backward pass).
     num_restarts: runs per target (per attack when untargeted), each from
@@ -249,7 +252,7 @@ def apgd_attack(logits_fn, x, labels, *, norm, epsilon, loss='ce', num_steps=100
     run_targets = None if targets is None else tf.gather(targets[:, run // num_restarts], active)
     outcome = _Run(model, tf.gather(x, active), tf.gather(labels, active),
                    _loss_fn(loss, tf.gather(labels, active), run_targets),
-                   norm, float(epsilon), num_steps).outcome(
+                   norm, mua.radius(epsilon), num_steps).outcome(
                        tf.random.experimental.stateless_fold_in(seed, run))
 
     def put(full, part):

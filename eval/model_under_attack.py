@@ -152,6 +152,19 @@ def cross_entropy(logits, labels):
   return tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=logits)
 
 
+def stable_cross_entropy(logits, labels):
+  """`cross_entropy` computed as softplus(logsumexp_{j != y} z_j - z_y).
+
+  The same function, but a confident example keeps its tiny positive loss
+  where the fused op's float32 rounding makes it exactly 0 (once the margin
+  passes ~17), so an attack sees its progress and can keep its best point.
+  Only a far larger margin (~100, e.g. logits scaled by 1e4) still underflows.
+  """
+  is_label = tf.one_hot(labels, tf.shape(logits)[-1], on_value=True, off_value=False)
+  others = tf.where(is_label, tf.fill(tf.shape(logits), -math.inf), logits)
+  return tf.nn.softplus(tf.reduce_logsumexp(others, axis=-1) - _true_logit(logits, labels))
+
+
 def targeted_cross_entropy(logits, targets):
   """-CE of the target; ascending it descends CE(target)."""
   return -tf.nn.sparse_softmax_cross_entropy_with_logits(labels=targets, logits=logits)
@@ -263,3 +276,17 @@ class ModelUnderAttack:
     return {'none': tf.zeros(batch, tf.bool),
             'nonfinite': tf.logical_not(tf.reduce_all(tf.math.is_finite(gradient), axis=axes)),
             'zero': tf.reduce_all(tf.equal(gradient, 0.0), axis=axes)}
+
+
+def radius(value, name='epsilon'):
+  """An attack radius as the attacks take it: a checked float, or a float32 tensor.
+
+  A scalar tensor (e.g. a placeholder) lets one graph serve every radius of a
+  sweep; whoever feeds it checks the values.
+  """
+  if isinstance(value, (tf.Tensor, tf.Variable)):
+    require(value.shape.rank in (None, 0), '%s must be a scalar, got shape %s'
+            % (name, value.shape))
+    return tf.cast(value, tf.float32)
+  check_epsilon(value, name)
+  return float(value)

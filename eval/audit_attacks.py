@@ -1,0 +1,138 @@
+"""The audit's attacks: what each one is, its budget, and the ops it builds.
+
+The standard sequence is AutoAttack's (Croce & Hein 2020) after the paper's
+own attack: PGD-20 (section 2.4), APGD-CE, APGD-T (targeted DLR) and the
+Square Attack. An attack is named by a string ('pgd20', 'apgd-ce',
+'apgd-dlr', 'apgd-t', 'square') or given as a spec with its own budget, e.g.
+`Apgd('ce', num_steps=20)` or `Square(num_queries=500)`, so tests and quick
+looks can run small.
+
+Every spec builds, on a batch, the same dict of tensors: 'adversarial' (the
+point to check), 'fooled' (the attack's own claim, which the audit re-checks),
+'raised' (the attack's loss rose above its start), optionally 'broken' (a
+None or non-finite input gradient was met), and the per-example
+'gradient_passes' and 'forward_passes' it spent.
+"""
+import dataclasses
+from typing import ClassVar
+
+import tensorflow as tf
+
+from eval import apgd
+from eval import model_under_attack as mua
+from eval import pgd
+from eval import settings
+from eval import square
+
+
+def _predicted(logits):
+  return tf.argmax(logits, -1, output_type=tf.int32)
+
+
+@dataclasses.dataclass(frozen=True)
+class Pgd:
+  """The paper's attack: untargeted CE, n = 20 steps of 4/3 eps / n, no random start."""
+  name: ClassVar[str] = 'pgd20'
+  gradient_free: ClassVar[bool] = False
+
+  def validate(self):
+    """Nothing to check: the paper fixes every setting."""
+
+  def build(self, logits_fn, x, labels, norm, epsilon, seed):
+    """The attack's ops on a batch (see the module docstring)."""
+    del seed  # Deterministic: no random start.
+    model = mua.ModelUnderAttack(logits_fn, x)
+    adversarial = pgd.pgd_attack(logits_fn, x, labels, norm=norm, epsilon=epsilon,
+                                 num_steps=settings.PGD_NUM_STEPS)
+    logits = model.logits(adversarial)
+    batch = tf.shape(x)[0]
+    return {'adversarial': adversarial,
+            'fooled': tf.not_equal(_predicted(logits), labels),
+            'raised': (mua.stable_cross_entropy(logits, labels)
+                       > mua.stable_cross_entropy(model.clean_logits, labels)),
+            'gradient_passes': settings.PGD_NUM_STEPS * batch,
+            'forward_passes': 2 * batch}
+
+
+@dataclasses.dataclass(frozen=True)
+class Apgd:
+  """APGD (eval.apgd) with one loss and its budget; AutoAttack's defaults."""
+  loss: str = 'ce'
+  num_steps: int = 100
+  num_restarts: int = 1
+  num_targets: int = 9
+  gradient_free: ClassVar[bool] = False
+
+  @property
+  def name(self):
+    """'apgd-ce', 'apgd-dlr' or 'apgd-t' (targeted DLR)."""
+    return {'ce': 'apgd-ce', 'dlr': 'apgd-dlr', 'targeted-dlr': 'apgd-t'}[self.loss]
+
+  def validate(self):
+    """Raises ValueError naming the first bad field."""
+    mua.require(self.loss in apgd.LOSSES, 'Apgd loss=%r is not one of %s'
+                % (self.loss, ', '.join(apgd.LOSSES)))
+    mua.check_num_steps(self.num_steps, 'Apgd num_steps')
+    mua.check_num_steps(self.num_restarts, 'Apgd num_restarts')
+    mua.check_num_steps(self.num_targets, 'Apgd num_targets')
+
+  def build(self, logits_fn, x, labels, norm, epsilon, seed):
+    """The attack's ops on a batch (see the module docstring)."""
+    ops = apgd.apgd_attack(logits_fn, x, labels, norm=norm, epsilon=epsilon, loss=self.loss,
+                           num_steps=self.num_steps, num_restarts=self.num_restarts,
+                           num_targets=self.num_targets, seed=seed)
+    return dict(ops, forward_passes=tf.shape(x)[0])
+
+
+@dataclasses.dataclass(frozen=True)
+class Square:
+  """The Square Attack (eval.square) with its query budget."""
+  num_queries: int = 5000
+  p_init: float = square.P_INIT
+  name: ClassVar[str] = 'square'
+  gradient_free: ClassVar[bool] = True
+
+  def validate(self):
+    """Raises ValueError naming the first bad field."""
+    mua.check_num_steps(self.num_queries, 'Square num_queries')
+    mua.require(mua.is_finite_real(self.p_init) and 0 < self.p_init <= 1,
+                'Square p_init=%r must be a number in (0, 1]' % (self.p_init,))
+
+  def build(self, logits_fn, x, labels, norm, epsilon, seed):
+    """The attack's ops on a batch (see the module docstring)."""
+    ops = square.square_attack(logits_fn, x, labels, norm=norm, epsilon=epsilon,
+                               num_queries=self.num_queries, p_init=self.p_init, seed=seed)
+    return dict(ops, gradient_passes=tf.constant(0))
+
+
+STANDARD = (Pgd(), Apgd('ce'), Apgd('targeted-dlr'), Square())
+BY_NAME = {spec.name: spec for spec in (Pgd(), Apgd('ce'), Apgd('dlr'),
+                                        Apgd('targeted-dlr'), Square())}
+SPECS = (Pgd, Apgd, Square)
+
+
+def resolve(attacks):
+  """The attack specs of `attacks`: None (the standard sequence), names or specs.
+
+  Raises:
+    ValueError: an unknown name, a bad budget, an attack listed twice, or none.
+  """
+  if attacks is None:
+    return STANDARD
+  mua.require(not isinstance(attacks, str) and hasattr(attacks, '__iter__'),
+              'attacks=%r must be a list of attack names or specs, e.g. %r'
+              % (attacks, list(BY_NAME)))
+  specs = []
+  for attack in attacks:
+    if isinstance(attack, str):
+      mua.require(attack in BY_NAME, 'unknown attack %r: choose from %s'
+                  % (attack, ', '.join(BY_NAME)))
+      attack = BY_NAME[attack]
+    mua.require(isinstance(attack, SPECS), 'attack %r is neither a name nor one of %s'
+                % (attack, ', '.join(spec.__name__ for spec in SPECS)))
+    attack.validate()
+    specs.append(attack)
+  names = [spec.name for spec in specs]
+  mua.require(names, 'attacks=%r lists no attack' % (attacks,))
+  mua.require(len(set(names)) == len(names), 'attacks=%r lists an attack twice' % (names,))
+  return tuple(specs)

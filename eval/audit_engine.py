@@ -1,0 +1,261 @@
+"""The audit's engine: a model in its own graph and session, attacked at any radius.
+
+`Auditor` builds the model once, with every attack but PGD-20 on a fed radius
+(PGD-20, eval.pgd, takes a number, so its ops are built the first time a
+radius is used). `Auditor.audit` runs the sequence at one radius the way
+AutoAttack's standard version does: the paper's PGD-20 on every clean-correct
+example (its accuracy is the number the paper reports), then each further
+attack on the examples still robust. An attack's output counts only after a
+check in numpy: inside the eps-ball up to float32 rounding, inside [0, 255],
+and misclassified by a separate forward pass. Examples an earlier (smaller)
+radius of a sweep fooled arrive as `fooled_before` and count as fooled from
+the first attack on; their witnesses lie in the smaller ball, so inside this one.
+
+Each attack runs batch by batch, one `session.run` per batch, with the
+stateless seed (seed, batch number) folded with the attack's position in the
+sequence: the same seed and inputs give the same audit.
+"""
+import collections
+import dataclasses
+import time
+from typing import Optional
+
+import numpy as np
+import tensorflow as tf
+
+from eval import audit_attacks
+from eval import model_under_attack as mua
+
+tf1 = tf.compat.v1
+
+# The radius at which every example must fall (Carlini et al. 2019): the
+# whole pixel cube (L-inf), and a ball far larger than it (L2).
+UNBOUNDED_EPSILON = {'linf': 255.0, 'l2': 1e5}
+# How far a witness may stray outside the ball per coordinate: two float32
+# units in the last place of a pixel value near 255.
+PIXEL_ROUNDING = 2.0 ** -15
+
+
+@dataclasses.dataclass
+class Clean:
+  """The examples, clean-correct or not, and their CE input gradients' health."""
+  images: np.ndarray
+  labels: np.ndarray
+  correct: np.ndarray
+  gradient: dict  # 'none', 'nonfinite', 'zero' -> bool [N]
+
+
+@dataclasses.dataclass
+class AttackRecord:
+  """What one attack did at one radius; masks are bool [N] over all examples."""
+  name: str
+  gradient_free: bool
+  attacked: np.ndarray
+  fooled: np.ndarray  # Checked witnesses only.
+  never_raised: np.ndarray  # Attacked, not fooled, and its loss never rose.
+  broken: np.ndarray  # A None or non-finite input gradient was met.
+  rejected: int  # Claimed fooled by the attack, refused by the check.
+  gradient_passes: int
+  forward_passes: int
+  seconds: float
+  witness_indices: np.ndarray
+  witnesses: np.ndarray
+
+
+@dataclasses.dataclass
+class RadiusOutcome:
+  """The audit at one radius."""
+  epsilon: float
+  robust: np.ndarray
+  carried: np.ndarray
+  adversarial: np.ndarray  # Witnesses of the examples fooled here, else clean.
+  per_attack: dict
+  pgd20_robust: Optional[np.ndarray]
+  records: list
+  transfer: Optional[AttackRecord] = None
+
+
+def _concatenate(batches):
+  """Per key: arrays concatenated over batches, scalars summed."""
+  joined = collections.defaultdict(list)
+  for batch in batches:
+    for key, value in batch.items():
+      joined[key].append(value)
+  return {key: np.concatenate(values) if np.ndim(values[0]) else int(np.sum(values))
+          for key, values in joined.items()}
+
+
+class Auditor:
+  """One model's graph and session, with the attacks of an audit.
+
+  Args:
+    logits_fn: `logits_fn(images)` building logits for float pixels in [0, 255];
+      later calls must reuse the variables of the first.
+    image_shape: (H, W, C).
+    norm: 'linf' or 'l2'.
+    attacks: specs from eval.audit_attacks.resolve.
+    seed: the audit's seed.
+    batch_size: examples per session.run.
+    restore_fn: `restore_fn(session)` run after variable initialization, or None.
+  """
+
+  def __init__(self, logits_fn, image_shape, *, norm, attacks, seed=0, batch_size=256,
+               restore_fn=None):
+    self.norm, self.attacks, self.seed, self.batch_size = norm, attacks, seed, batch_size
+    self._logits_fn = logits_fn
+    self.graph = tf.Graph()
+    with self.graph.as_default():
+      self._x = tf1.placeholder(tf.float32, (None,) + tuple(image_shape), name='images')
+      self._labels = tf1.placeholder(tf.int32, [None], name='labels')
+      self._epsilon = tf1.placeholder(tf.float32, [], name='epsilon')
+      self._seed = tf1.placeholder(tf.int64, [2], name='seed')
+      model = mua.ModelUnderAttack(logits_fn, self._x)
+      health = model.gradient_health(lambda z: mua.cross_entropy(z, self._labels), self._x)
+      self._clean = dict({'logits': model.clean_logits},
+                         **{'gradient_' + key: value for key, value in health.items()})
+      self._predicted = {'predicted': tf.argmax(model.clean_logits, -1, output_type=tf.int32)}
+      self._ops = {}
+      for index, spec in enumerate(attacks):
+        if not isinstance(spec, audit_attacks.Pgd):
+          self._ops[spec.name] = spec.build(logits_fn, self._x, self._labels, norm,
+                                            self._epsilon, self._attack_seed(index))
+      self._num_variables = len(tf1.global_variables())
+      initializer = tf1.global_variables_initializer()
+    self.session = tf1.Session(graph=self.graph)
+    self.session.run(initializer)
+    if restore_fn is not None:
+      with self.graph.as_default():
+        restore_fn(self.session)
+
+  def __enter__(self):
+    return self
+
+  def __exit__(self, *unused):
+    self.close()
+
+  def close(self):
+    """Frees the session."""
+    self.session.close()
+
+  def _attack_seed(self, index):
+    return tf.random.experimental.stateless_fold_in(self._seed, index)
+
+  def _attack_ops(self, index, epsilon):
+    """An attack's ops; PGD-20's are built at the first use of each radius."""
+    spec = self.attacks[index]
+    if not isinstance(spec, audit_attacks.Pgd):
+      return self._ops[spec.name]
+    key = (spec.name, float(epsilon))
+    if key not in self._ops:
+      with self.graph.as_default():
+        self._ops[key] = spec.build(self._logits_fn, self._x, self._labels, self.norm,
+                                    float(epsilon), self._attack_seed(index))
+        mua.require(len(tf1.global_variables()) == self._num_variables,
+                    'logits_fn made new variables when called again; it must reuse '
+                    'the variables of its first call')
+    return self._ops[key]
+
+  def _run(self, fetches, images, labels, epsilon=0.0):
+    """Runs `fetches` batch by batch; arrays are concatenated, scalars summed."""
+    batches = []
+    for number, start in enumerate(range(0, len(labels), self.batch_size)):
+      stop = start + self.batch_size
+      batches.append(self.session.run(fetches, {
+          self._x: images[start:stop], self._labels: labels[start:stop],
+          self._epsilon: epsilon, self._seed: [self.seed, number]}))
+    return _concatenate(batches)
+
+  def clean(self, images, labels):
+    """Clean predictions and gradient health of every example.
+
+    Raises:
+      ValueError: a label is not one of the model's classes.
+    """
+    out = self._run(self._clean, images, labels)
+    num_classes = out['logits'].shape[1]
+    mua.require(labels.max() < num_classes, 'labels must lie in [0, %d) (the model has %d '
+                'classes), got %d' % (num_classes, num_classes, labels.max()))
+    return Clean(images, labels, np.argmax(out['logits'], 1) == labels,
+                 {key: out['gradient_' + key] for key in ('none', 'nonfinite', 'zero')})
+
+  def predict(self, images, labels):
+    """The model's classes on a batch of images."""
+    return self._run(self._predicted, images, labels)['predicted']
+
+  def check(self, x0, candidates, labels, epsilon):
+    """Which candidates are witnesses: in the ball and pixel range, misclassified."""
+    delta = (candidates.astype(np.float64) - x0).reshape(len(x0), -1)
+    if self.norm == 'linf':
+      size, limit = np.abs(delta).max(1, initial=0.0), epsilon + PIXEL_ROUNDING
+    else:
+      size = np.sqrt(np.square(delta).sum(1))
+      limit = epsilon * (1 + 2.0 ** -20) + PIXEL_ROUNDING * np.sqrt(delta.shape[1])
+    flat = candidates.reshape(len(x0), -1)
+    valid = ((size <= limit) & np.isfinite(flat).all(1)
+             & (flat >= mua.PIXEL_MIN).all(1) & (flat <= mua.PIXEL_MAX).all(1))
+    return valid & (self.predict(candidates.astype(np.float32), labels) != labels)
+
+  def attack(self, index, epsilon, clean, targets):
+    """Runs attack `index` at `epsilon` on the examples `targets`; checks its output."""
+    spec, count = self.attacks[index], len(clean.labels)
+    chosen = np.flatnonzero(targets)
+    nothing = np.zeros(count, bool)
+    if not chosen.size:
+      return AttackRecord(spec.name, spec.gradient_free, nothing, nothing, nothing, nothing,
+                          0, 0, 0, 0.0, chosen, clean.images[:0])
+    started = time.perf_counter()
+    x0, labels = clean.images[chosen], clean.labels[chosen]
+    out = self._run(self._attack_ops(index, epsilon), x0, labels, epsilon)
+    valid = self.check(x0, out['adversarial'], labels, epsilon)
+
+    def spread(mask):
+      full = np.zeros(count, bool)
+      full[chosen] = mask
+      return full
+
+    return AttackRecord(
+        spec.name, spec.gradient_free, spread(True), spread(valid),
+        spread(~valid & ~out['raised']), spread(out.get('broken', np.zeros_like(valid))),
+        int(np.sum(out['fooled'] & ~valid)), out['gradient_passes'],
+        out['forward_passes'] + chosen.size, time.perf_counter() - started,
+        chosen[valid], out['adversarial'][valid])
+
+  def adversarial(self, index, epsilon, images, labels):
+    """Attack `index`'s unchecked output on every example (to transfer elsewhere)."""
+    return self._run(self._attack_ops(index, epsilon), images, labels, epsilon)['adversarial']
+
+  def transfer(self, epsilon, clean, candidates):
+    """Checks adversarial examples made on another model against this one."""
+    chosen = np.flatnonzero(clean.correct)
+    valid = self.check(clean.images[chosen], candidates[chosen], clean.labels[chosen], epsilon)
+    fooled = np.zeros(len(clean.labels), bool)
+    fooled[chosen] = valid
+    nothing = np.zeros_like(fooled)
+    return AttackRecord('transfer', False, clean.correct.copy(), fooled, nothing, nothing, 0,
+                        0, chosen.size, 0.0, chosen[valid], candidates[chosen][valid])
+
+  def audit(self, clean, epsilon, fooled_before=None, transfer_images=None):
+    """The attack sequence at one radius (see the module docstring)."""
+    carried = clean.correct & (False if fooled_before is None else fooled_before)
+    robust = clean.correct & ~carried
+    outcome = RadiusOutcome(float(epsilon), robust, carried, clean.images.astype(np.float32),
+                            {'clean': float(clean.correct.mean())}, None, [])
+    for index, spec in enumerate(self.attacks):
+      standalone = isinstance(spec, audit_attacks.Pgd)
+      record = self.attack(index, epsilon, clean, clean.correct if standalone else robust)
+      if standalone:
+        outcome.pgd20_robust = clean.correct & ~record.fooled
+      self._count(outcome, record, robust)
+      outcome.records.append(record)
+    if transfer_images is not None:
+      outcome.transfer = self.transfer(epsilon, clean, transfer_images)
+      self._count(outcome, outcome.transfer, robust)
+    return outcome
+
+  @staticmethod
+  def _count(outcome, record, robust):
+    """Takes a record's newly fooled examples out of `robust` (in place), keeping witnesses."""
+    new = robust[record.witness_indices]
+    outcome.adversarial[record.witness_indices[new]] = record.witnesses[new]
+    robust &= ~record.fooled
+    outcome.per_attack[record.name] = float(robust.mean())
