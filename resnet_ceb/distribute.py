@@ -200,10 +200,19 @@ def replica_batch_size(train_batch_size, cluster, replicas=None):
   return train_batch_size // replicas
 
 
-def check_flags(cluster, *, mode, use_tpu, num_gpus, devices=None):
-  """Refuses single-machine device flags and --mode=eval with a cluster in TF_CONFIG."""
+def check_flags(cluster, *, mode, use_tpu, num_gpus, train_batch_size,
+                worker_timeout_secs, devices=None):
+  """Checks the flags that a cluster in TF_CONFIG constrains, before anything is written.
+
+  Raises:
+    ValueError: naming the flag (single-machine device flags, --mode=eval, a
+      batch the replicas do not divide, a non-positive timeout).
+  """
   if not cluster.distributed:
     return
+  if worker_timeout_secs is None or worker_timeout_secs <= 0:
+    raise ValueError('--worker_timeout_secs=%r must be a positive integer'
+                     % worker_timeout_secs)
   if use_tpu:
     raise ValueError('--use_tpu runs on a Cloud TPU, not on the cluster in TF_CONFIG')
   if num_gpus > 1 or devices:
@@ -212,6 +221,17 @@ def check_flags(cluster, *, mode, use_tpu, num_gpus, devices=None):
                      'with CUDA_VISIBLE_DEVICES)' % num_gpus)
   if mode == 'eval':
     raise ValueError('--mode=eval runs on one machine: unset TF_CONFIG')
+  replica_batch_size(train_batch_size, cluster)
+
+
+def replica_mean(value):
+  """The mean of a per-replica scalar over all replicas (itself without a strategy).
+
+  Training state derived from the batch (e.g. a running accuracy) then follows
+  the global batch, identically on every worker, as on one machine.
+  """
+  return tf.distribute.get_replica_context().all_reduce(
+      tf.distribute.ReduceOp.MEAN, value)
 
 
 def worker_seed(seed, cluster):
