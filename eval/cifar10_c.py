@@ -7,12 +7,17 @@ five severities one after the other (rows [(s-1)*n, s*n) are severity s, with
 n = N / 5; the release has n = 10000, any N divisible by 5 is accepted), and
 `labels.npy`, the N labels in the same row order. It evaluates every corruption
 file present, or those named by --corruptions, writing one result file item per
-(corruption, severity), e.g. `fog/2`, and a summary with each corruption's and
-each severity's mean error and their average. Given --baseline_errors, a JSON
-file mapping corruption -> error of a baseline model (or a cifar10_c result file
-of it), it also reports each CE_c = E_c / B_c and mCE = mean_c CE_c: the
-paper's footnote 2 normalizes by the baseline's errors instead of AlexNet's.
-The arithmetic is eval.corruption_metrics', shared with ImageNet-C.
+(corruption, severity), e.g. `fog/2`.
+
+The summary follows the benchmark: each of the 15 benchmark corruptions' mean
+error, each severity's mean over them and their average. The release's 4
+extra corruptions (speckle noise, Gaussian blur, spatter, saturate) are held
+out of all of these and summarized on their own under `extra_corruptions`
+when their files are evaluated. Given --baseline_errors, a JSON file mapping
+corruption -> error of a baseline model (or a cifar10_c result file of it),
+it also reports each benchmark corruption's CE_c = E_c / B_c and mCE = mean_c
+CE_c: the paper's footnote 2 normalizes by the baseline's errors instead of
+AlexNet's. The arithmetic is eval.corruption_metrics', shared with ImageNet-C.
 """
 import os
 
@@ -29,7 +34,8 @@ from resnet_ceb import train_utils
 from wrn_cifar import cifar_input
 
 EVALUATION = 'cifar10_c'
-# CIFAR-10-C releases all 19 corruptions; each is evaluated and averaged alike.
+# CIFAR-10-C releases 19 corruptions: each is evaluated, but only the 15
+# benchmark ones (corruption_metrics.CORRUPTIONS) enter the average and mCE.
 CORRUPTIONS = corruption_metrics.CORRUPTIONS + corruption_metrics.EXTRA_CORRUPTIONS
 LABELS_FILE = 'labels.npy'
 IMAGE_SHAPE = (cifar_input.IMAGE_SIZE, cifar_input.IMAGE_SIZE, cifar_input.NUM_CHANNELS)
@@ -134,12 +140,13 @@ def _baseline_errors(data, corruptions):
 
 
 def load_baseline(path, corruptions):
-  """Reads a baseline's per-corruption errors for the evaluated corruptions.
+  """Reads a baseline's per-corruption errors for the evaluated benchmark corruptions.
 
   Args:
     path: JSON {corruption: error (fraction) or list of 5}, or a complete
       cifar10_c result file (its summary's corruption_errors are used).
-    corruptions: the corruptions being evaluated; all must be in the file.
+    corruptions: the benchmark corruptions being evaluated; all must be in
+      the file (errors it gives for others are ignored).
 
   Returns:
     {corruption: mean error} for `corruptions`.
@@ -156,27 +163,64 @@ def load_baseline(path, corruptions):
     raise ValueError('--baseline_errors=%s: %s' % (path, e)) from e
 
 
-def summarize(items, corruptions, severities, baseline=None, baseline_path=None):
-  """Mean error per corruption and per severity, their average, and CE / mCE.
+def split_corruptions(corruptions):
+  """(benchmark, extra): the given corruptions among the 15 and among the 4 extras."""
+  benchmark = [c for c in corruptions if c in corruption_metrics.CORRUPTIONS]
+  return benchmark, [c for c in corruptions if c not in benchmark]
 
-  CE and mCE need all five severities (else they are None).
+
+def _error_summary(errors, corruptions, severities):
+  """Mean error per corruption, per severity (over `corruptions`) and their average.
+
+  The average is None when `corruptions` is empty.
   """
-  errors = corruption_metrics.severity_errors(items, corruptions, severities)
-  corruption_errors = {c: float(np.mean(e)) for c, e in errors.items()}
-  summary = {
+  corruption_errors = {c: float(np.mean(errors[c])) for c in corruptions}
+  return {
       'corruption_errors': corruption_errors,
       'severity_errors': {str(s): float(np.mean([errors[c][i] for c in corruptions]))
-                          for i, s in enumerate(severities)},
-      'average_error': corruption_metrics.average_error(corruption_errors, corruptions),
+                          for i, s in enumerate(severities)} if corruptions else {},
+      'average_error': (corruption_metrics.average_error(corruption_errors, corruptions)
+                        if corruptions else None),
   }
+
+
+def summarize(items, corruptions, severities, baseline=None, baseline_path=None):
+  """The benchmark summary (errors, average, CE / mCE) and the extras' on their own.
+
+  Only the benchmark corruptions among `corruptions` enter corruption_errors,
+  severity_errors, average_error and mCE; the extras evaluated get the same
+  errors under `extra_corruptions` (absent when none was). CE and mCE need
+  all five severities and a benchmark corruption (else they are None).
+  """
+  errors = corruption_metrics.severity_errors(items, corruptions, severities)
+  benchmark, extra = split_corruptions(corruptions)
+  summary = _error_summary(errors, benchmark, severities)
+  if extra:
+    summary['extra_corruptions'] = _error_summary(errors, extra, severities)
   if baseline is not None:
-    complete = tuple(severities) == corruption_metrics.SEVERITIES
+    complete = tuple(severities) == corruption_metrics.SEVERITIES and bool(benchmark)
+    errors = {c: errors[c] for c in benchmark}
     summary.update(
         baseline_errors=baseline, baseline_file=os.path.abspath(baseline_path),
         corruption_ce=(corruption_metrics.relative_errors(errors, baseline)
                        if complete else None),
         mce=corruption_metrics.mce(errors, baseline) if complete else None)
   return summary
+
+
+def format_summary(summary):
+  """The summary's lines for a terminal: the benchmark's, then the extras' if any."""
+  lines = []
+  if summary['average_error'] is not None:
+    mce = summary.get('mce')
+    lines.append('benchmark corruptions (%d of %d): average error %.4f%s' % (
+        len(summary['corruption_errors']), len(corruption_metrics.CORRUPTIONS),
+        summary['average_error'], ', mCE %.4f' % mce if mce is not None else ''))
+  extra = summary.get('extra_corruptions')
+  if extra:
+    lines.append('extra corruptions (%s; not in the average or mCE): average error %.4f'
+                 % (', '.join(extra['corruption_errors']), extra['average_error']))
+  return lines
 
 
 def check_data(data_dir, corruptions, num_classes):
@@ -209,7 +253,8 @@ def evaluate(model, data_dir, *, output, corruptions=None,
   corruptions = find_corruptions(data_dir, corruptions)
   top1.require_classes(model, cifar_input.NUM_CLASSES, 'CIFAR-10-C')
   labels, arrays = check_data(data_dir, corruptions, cifar_input.NUM_CLASSES)
-  baseline = load_baseline(baseline_errors, corruptions) if baseline_errors else None
+  baseline = (load_baseline(baseline_errors, split_corruptions(corruptions)[0])
+              if baseline_errors else None)
   flags = {'data_dir': os.path.abspath(data_dir), 'corruptions': corruptions,
            'severities': severities}
   result = results.ResultFile(output, EVALUATION,
@@ -239,10 +284,7 @@ def run(args):
   data = evaluate(model, args.data_dir, output=cli.output_path(args, model, EVALUATION),
                   corruptions=corruptions, severities=severities,
                   baseline_errors=args.baseline_errors, batch_size=args.batch_size)
-  summary = data['summary']
-  print('average error %.4f%s' % (
-      summary['average_error'],
-      ', mCE %.4f' % summary['mce'] if summary.get('mce') is not None else ''))
+  print('\n'.join(format_summary(data['summary'])))
   return data
 
 

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from eval import cifar10_c
+from eval import corruption_metrics
 from eval import top1
 
 PER_SEVERITY = 4  # rows per severity; the release has 10000.
@@ -79,15 +80,77 @@ def test_evaluation_matches_the_models_own_predictions(dataset, full_run):
   summary = data['summary']
   means = {c: np.mean(e) for c, e in expected.items()}
   assert 0 < min(means.values()) and max(means.values()) < 1
-  assert summary['corruption_errors'] == pytest.approx(means)
+  assert means['fog'] != pytest.approx(means['spatter'])  # Mixing them would show.
+  # Only the benchmark corruption (fog) enters the average and the mCE.
+  assert summary['corruption_errors'] == pytest.approx({'fog': means['fog']})
   assert summary['severity_errors'] == pytest.approx(
-      {str(s): np.mean([expected[c][s - 1] for c in PRESENT]) for s in range(1, 6)})
-  assert summary['average_error'] == pytest.approx(np.mean(list(means.values())))
-  ce = {c: means[c] / BASELINE[c] for c in PRESENT}
-  assert summary['corruption_ce'] == pytest.approx(ce)
-  assert summary['mce'] == pytest.approx(np.mean(list(ce.values())))
+      {str(s): expected['fog'][s - 1] for s in range(1, 6)})
+  assert summary['average_error'] == pytest.approx(means['fog'])
+  assert summary['corruption_ce'] == pytest.approx({'fog': means['fog'] / BASELINE['fog']})
+  assert summary['mce'] == pytest.approx(means['fog'] / BASELINE['fog'])
+  # The extra corruption (spatter) is summarized on its own.
+  extra = summary['extra_corruptions']
+  assert extra['corruption_errors'] == pytest.approx({'spatter': means['spatter']})
+  assert extra['severity_errors'] == pytest.approx(
+      {str(s): expected['spatter'][s - 1] for s in range(1, 6)})
+  assert extra['average_error'] == pytest.approx(means['spatter'])
   with open(full_run[0]) as f:
     assert json.load(f) == data
+
+
+def test_printed_summary_has_the_extras_line_only_when_extras_were_evaluated(
+    model_dir, dataset, full_run, tmp_path, capsys):
+  baseline = os.path.join(dataset[0], 'baseline.json')
+  capsys.readouterr()
+  cifar10_c.main(_argv(model_dir, dataset[0], full_run[0], '--baseline_errors', baseline))
+  lines = capsys.readouterr().out.splitlines()
+  summary = full_run[1]['summary']
+  assert ('benchmark corruptions (1 of 15): average error %.4f, mCE %.4f'
+          % (summary['average_error'], summary['mce'])) in lines
+  assert ('extra corruptions (spatter; not in the average or mCE): average error %.4f'
+          % summary['extra_corruptions']['average_error']) in lines
+  benchmark_only = cifar10_c.main(_argv(model_dir, dataset[0], str(tmp_path / 'fog.json'),
+                                        '--corruptions', 'fog', '--baseline_errors',
+                                        baseline))['summary']
+  out = capsys.readouterr().out
+  assert 'extra corruptions' not in out and 'benchmark corruptions' in out
+  assert 'extra_corruptions' not in benchmark_only
+  for key in ('corruption_errors', 'severity_errors', 'average_error', 'mce'):
+    assert benchmark_only[key] == summary[key]
+
+
+def _items(errors):
+  return {'%s/%d' % (c, s): {'error': e} for c, per in errors.items()
+          for s, e in enumerate(per, 1)}
+
+
+def test_the_15_corruption_average_and_mce_ignore_the_4_extras():
+  rng = np.random.RandomState(0)
+  benchmark = {c: list(rng.uniform(0.1, 0.6, 5)) for c in corruption_metrics.CORRUPTIONS}
+  extras = {c: list(rng.uniform(0.7, 0.9, 5))
+            for c in corruption_metrics.EXTRA_CORRUPTIONS}
+  baseline = {c: 0.5 for c in benchmark}
+  severities = [1, 2, 3, 4, 5]
+  alone = cifar10_c.summarize(_items(benchmark), list(benchmark), severities, baseline, 'b')
+  both = cifar10_c.summarize(_items(dict(benchmark, **extras)), list(cifar10_c.CORRUPTIONS),
+                             severities, baseline, 'b')
+  means = [np.mean(e) for e in benchmark.values()]
+  assert alone['average_error'] == pytest.approx(np.mean(means))
+  assert alone['mce'] == pytest.approx(np.mean(means) / 0.5)
+  assert {k: v for k, v in both.items() if k != 'extra_corruptions'} == alone
+  assert both['extra_corruptions']['average_error'] == pytest.approx(
+      np.mean([np.mean(e) for e in extras.values()]))
+  assert sorted(both['extra_corruptions']['corruption_errors']) == sorted(extras)
+
+
+def test_only_extras_give_no_average_and_no_mce():
+  extras = {'spatter': [0.2] * 5, 'saturate': [0.4] * 5}
+  summary = cifar10_c.summarize(_items(extras), ['spatter', 'saturate'], [1, 2, 3, 4, 5],
+                                {}, 'b')
+  assert summary['average_error'] is None and summary['mce'] is None
+  assert summary['extra_corruptions']['average_error'] == pytest.approx(0.3)
+  assert cifar10_c.format_summary(summary) == [
+      'extra corruptions (spatter, saturate; not in the average or mCE): average error 0.3000']
 
 
 def test_a_result_file_serves_as_the_baseline(model_dir, dataset, full_run, tmp_path):
@@ -184,7 +247,7 @@ def test_bad_input_exits_2_naming_it_and_writes_nothing(
     flags, named = ['--corruptions', 'frost'], os.path.join(root, 'frost.npy')
   elif breakage.startswith('baseline'):
     content = {'baseline_unknown': dict(BASELINE, blurry=0.5),
-               'baseline_missing_entry': {'fog': 0.5},
+               'baseline_missing_entry': {'spatter': 0.25},  # fog is required
                'baseline_percent': dict(BASELINE, fog=50.0)}.get(breakage)
     with open(baseline, 'w') as f:
       f.write(json.dumps(content) if content else '{"fog": 0.5,')
