@@ -5,7 +5,8 @@ gradient is zero, None or NaN cannot hide from it. It raises the margin loss
 L = max_{j != y} z_j - z_y (positive exactly when the example is fooled) by
 square-shaped changes of the perturbation, keeping a change iff it raises L:
 
-* the window side is h = round(sqrt(p * H * W)) (at least 1), with p = p_init
+* the window side is h = round(sqrt(p * H * W)) (at least 1, for L2 at least
+  3; see L2_MIN_SIDE), with p = p_init
   (0.8) halved at iterations 10, 50, 200, 500, 1000, 2000, 4000, 6000 and 8000
   of a 10000-query budget; other budgets stretch that schedule to num_queries;
 * L-inf (Algorithm 2): start from vertical stripes of width one, each column
@@ -38,6 +39,9 @@ P_HALVINGS = (10, 50, 200, 500, 1000, 2000, 4000, 6000, 8000)
 SCHEDULE_BUDGET = 10000
 # The L2 start's tiles: about this many per image side.
 L2_TILES_PER_SIDE = 5
+# Smaller L2 windows can cancel: on 1 x 1, W1's old direction can be exactly
+# minus the pattern, and the refill would drop W1's share of the budget.
+L2_MIN_SIDE = 3
 
 _State = collections.namedtuple('_State', ['iteration', 'x', 'margin', 'fooled', 'queries'])
 
@@ -49,10 +53,10 @@ def window_fraction(iteration, num_queries, p_init):
   return p_init * tf.pow(0.5, halvings)
 
 
-def _side(fraction, height, width):
-  """The window side round(sqrt(p * H * W)), within [1, min(H, W)]."""
+def _side(fraction, height, width, smallest):
+  """The window side round(sqrt(p * H * W)), within [smallest, min(H, W)]."""
   side = tf.cast(tf.round(tf.sqrt(fraction * height * width)), tf.int32)
-  return tf.clip_by_value(side, 1, min(height, width))
+  return tf.clip_by_value(side, min(smallest, height, width), min(height, width))
 
 
 def _signs(shape, seed):
@@ -146,7 +150,7 @@ class _Sampler:
     return mua.project(self.x0 + delta, self.x0, 'l2', self.epsilon)
 
   def candidate(self, x, fraction, seed):
-    side = _side(fraction, self.height, self.width)
+    side = _side(fraction, self.height, self.width, 1 if self.norm == 'linf' else L2_MIN_SIDE)
     seeds = tf.unstack(tf.random.experimental.stateless_split(seed, 4))
     if self.norm == 'linf':
       window = _window(*_corners(self.batch, side, self.height, self.width, seeds[0]), side,
@@ -202,7 +206,7 @@ def _query(model, x, labels, active):
 def _check_arguments(norm, epsilon, num_queries, p_init, x):
   mua.require_graph_mode('The Square Attack')
   mua.check_norm(norm)
-  mua.check_epsilon(epsilon)
+  mua.radius(epsilon)
   mua.check_num_steps(num_queries, 'num_queries')
   mua.require(mua.is_finite_real(p_init) and 0 < p_init <= 1,
               'p_init=%r must be a number in (0, 1]' % (p_init,))
@@ -220,7 +224,8 @@ def square_attack(logits_fn, x, labels, *, norm, epsilon, num_queries=5000, p_in
     x: [batch, H, W, C] clean pixels (H, W, C static).
     labels: [batch] int true labels.
     norm: 'linf' or 'l2'.
-    epsilon: radius of the ball, in pixel units.
+    epsilon: radius of the ball, in pixel units (a number, or a scalar
+      tensor checked by whoever feeds it).
     num_queries: model queries per example, the start included.
     p_init: the first window's share of the image area.
     seed: shape-[2] int seed (tuple or tensor) of all random draws.
@@ -239,7 +244,7 @@ def square_attack(logits_fn, x, labels, *, norm, epsilon, num_queries=5000, p_in
   _check_arguments(norm, epsilon, num_queries, p_init, x)
   labels = tf.cast(labels, tf.int32)
   model = mua.ModelUnderAttack(logits_fn, x)
-  sampler = _Sampler(norm, float(epsilon), x)
+  sampler = _Sampler(norm, mua.radius(epsilon), x)
   seed = tf.convert_to_tensor(seed)
   clean_wrong = tf.not_equal(tf.argmax(model.clean_logits, -1, output_type=tf.int32), labels)
   start = _where(clean_wrong, x, sampler.start(tf.random.experimental.stateless_fold_in(seed, 0)))
