@@ -24,7 +24,7 @@ tfd = tfp.distributions
 tf1 = tf.compat.v1
 
 LOSSES = ('xent', 'ceb', 'cceb', 'vib')
-# Listing 3 starts the jump-start at rho = 100.
+# The jump-start's first rho, in Listing 3 (ImageNet) and appendix A.1 (CIFAR).
 JUMP_START_RHO = 100.0
 
 
@@ -53,7 +53,11 @@ def cyz_dist(z, num_classes=1000):
 
 
 def lerp(global_step, start_step, end_step, start_val, end_val):
-  """Linearly interpolates from start_val to end_val between two steps, clamped."""
+  """Linearly interpolates from start_val to end_val between two steps, clamped.
+
+  The one ramp of both jump-starts: Listing 3 applies it to gamma, the CIFAR
+  schedule (wrn_cifar.schedules) to rho.
+  """
   interp = (tf.cast(global_step - start_step, tf.float32)
             / tf.cast(end_step - start_step, tf.float32))
   interp = tf.maximum(0.0, tf.minimum(1.0, interp))
@@ -61,14 +65,14 @@ def lerp(global_step, start_step, end_step, start_val, end_val):
 
 
 def rho_to_gamma(rho):
-  """gamma = e^-rho, the CEB weight on the residual information (Eq. 3 and 6)."""
+  """The CEB weight on the residual information, gamma = e^-rho (Eq. 3 and 6)."""
   if isinstance(rho, (int, float, np.floating, np.integer)):
     return math.exp(-float(rho))
   return tf.exp(-tf.cast(rho, tf.float32))
 
 
 def rho_to_beta(rho):
-  """beta = sigma(-rho) = 1 / (1 + e^rho), the VIB weight (Eq. 1 and 7)."""
+  """The VIB weight beta = sigma(-rho) = 1 / (1 + e^rho) (Eq. 1 and 7)."""
   if isinstance(rho, (int, float, np.floating, np.integer)):
     return 1.0 / (1.0 + math.exp(float(rho)))
   return tf.sigmoid(-tf.cast(rho, tf.float32))
@@ -77,6 +81,13 @@ def rho_to_beta(rho):
 def rho_weight(loss, rho):
   """The weight on the residual term that `loss` uses at control parameter rho."""
   return rho_to_beta(rho) if loss == 'vib' else rho_to_gamma(rho)
+
+
+def weight_to_rho(loss, weight):
+  """The inverse of `rho_weight` on tensors: -log(gamma), or -logit(beta) for VIB."""
+  if loss == 'vib':
+    return tf.math.log1p(-weight) - tf.math.log(weight)
+  return -tf.math.log(weight)
 
 
 def check_loss_and_rho(loss, rho):

@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from resnet_ceb import ceb
 from wrn_cifar import schedules
 
 tf1 = tf.compat.v1
@@ -25,7 +26,14 @@ def test_second_phase_falls_to_target_over_one_epoch_after_crossing():
   assert schedules.cifar_rho(crossed + 40 * SPE, SPE, 5.0, crossed) == pytest.approx(5.0)
 
 
-def test_graph_form_matches_plain_form_at_corners():
+def _appendix_rho(step, target, threshold):
+  """Appendix A.1's rho in float64, written out independently of the code."""
+  if threshold is None:
+    return 100.0 - 90.0 * min(1.0, step / (2 * SPE))
+  return 10.0 + (target - 10.0) * min(1.0, max(0.0, (step - threshold) / SPE))
+
+
+def test_graph_form_is_the_plain_form_and_the_appendix_at_corners():
   cases = [(s, t) for s in (0, 1, 99, 100, 199, 200, 250, 300, 349, 350, 10_000)
            for t in (None, 200, 250)]
   with tf.Graph().as_default(), tf1.Session() as sess:
@@ -34,7 +42,15 @@ def test_graph_form_matches_plain_form_at_corners():
     rho = schedules.cifar_rho_tensor(step, SPE, 2.5, threshold)
     for s, t in cases:
       value = sess.run(rho, {step: s, threshold: -1 if t is None else t})
-      assert value == pytest.approx(schedules.cifar_rho(s, SPE, 2.5, t), abs=1e-5)
+      # The plain number is the trainer's float32 value, exactly.
+      assert schedules.cifar_rho(s, SPE, 2.5, t) == value
+      assert value == pytest.approx(_appendix_rho(s, 2.5, t), abs=1e-5)
+
+
+def test_ramps_are_linear_in_rho():
+  # Halfway through each phase rho is the mean of its ends (in gamma it would not be).
+  assert schedules.cifar_rho(SPE, SPE, 3.0, None) == (ceb.JUMP_START_RHO + 10.0) / 2
+  assert schedules.cifar_rho(250 + SPE // 2, SPE, 4.0, 250) == 7.0
 
 
 def test_learning_rate_drops_by_0_3_at_scaled_boundaries():

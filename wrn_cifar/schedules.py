@@ -6,14 +6,17 @@ those 2 epochs, as the appendix's "and then" reads), rho falls linearly from 10
 to the target over one epoch. The crossing step is training state: the trainer
 keeps it in a checkpointed variable and passes it here.
 
-`cifar_rho` is the plain-number form; `cifar_rho_tensor` is the same formula on
-tensors, which the training graph uses. Both go through `_jump_start_rho` so
-there is one definition.
+Both phases ramp with Listing 3's `ceb.lerp`, here linear in rho (the ImageNet
+jump-start is linear in gamma). `cifar_rho_tensor` is the schedule the
+training graph uses; `cifar_rho` is the same tensor's value as a plain number.
 """
 import numpy as np
 import tensorflow as tf
 
-START_RHO = 100.0
+from resnet_ceb import ceb
+
+tf1 = tf.compat.v1
+
 PLATEAU_RHO = 10.0
 FIRST_ANNEAL_EPOCHS = 2
 SECOND_ANNEAL_EPOCHS = 1
@@ -25,22 +28,40 @@ PAPER_LR_DROP_EPOCHS = (500, 1000, 1250)
 LR_DROP_FACTOR = 0.3
 
 
-def _ramp(ops, step, start, length):
-  """Fraction of the way through [start, start + length], clamped to [0, 1]."""
-  return ops.minimum(1.0, ops.maximum(0.0, (step - start) / length))
+def _ramp(steps_in, num_steps, start_rho, end_rho):
+  """Rho falling linearly from start_rho to end_rho over the first num_steps steps.
+
+  `steps_in` counts the steps since the ramp began. Written as start_rho plus
+  the lerp of the change, over a constant step count, so the float32 values
+  are bit for bit those of start_rho + (end_rho - start_rho) * fraction.
+  """
+  return start_rho + ceb.lerp(steps_in, 0.0, num_steps, 0.0, end_rho - start_rho)
 
 
-def _jump_start_rho(ops, step, steps_per_epoch, target_rho, threshold_step):
-  """The jump-start rho; threshold_step < 0 means 20% has not been crossed."""
-  first_length = FIRST_ANNEAL_EPOCHS * steps_per_epoch
-  rho = START_RHO + (PLATEAU_RHO - START_RHO) * _ramp(ops, step, 0.0, first_length)
-  second = _ramp(ops, step, threshold_step, SECOND_ANNEAL_EPOCHS * steps_per_epoch)
-  annealed = PLATEAU_RHO + (target_rho - PLATEAU_RHO) * second
-  return ops.where(threshold_step >= 0, annealed, rho)
+def cifar_rho_tensor(step, steps_per_epoch, target_rho, threshold_step):
+  """The jump-start rho at `step` as a float32 tensor.
+
+  Args:
+    step: the global step, an integer tensor.
+    steps_per_epoch: training steps per epoch (> 0).
+    target_rho: the run's rho.
+    threshold_step: integer tensor, the step at which running train accuracy
+      crossed 20%, or -1 if it has not yet.
+
+  Returns:
+    rho, a scalar float32 tensor.
+  """
+  step = tf.cast(step, tf.float32)
+  threshold_step = tf.cast(threshold_step, tf.float32)
+  first = _ramp(step, FIRST_ANNEAL_EPOCHS * float(steps_per_epoch),
+                ceb.JUMP_START_RHO, PLATEAU_RHO)
+  second = _ramp(step - threshold_step, SECOND_ANNEAL_EPOCHS * float(steps_per_epoch),
+                 PLATEAU_RHO, float(target_rho))
+  return tf.where(threshold_step >= 0, second, first)
 
 
 def cifar_rho(step, steps_per_epoch, target_rho, threshold_step):
-  """The jump-start rho at `step`, as a plain number.
+  """The jump-start rho at `step`, as a plain number: the trainer's float32 value.
 
   Args:
     step: global step.
@@ -52,22 +73,15 @@ def cifar_rho(step, steps_per_epoch, target_rho, threshold_step):
   Returns:
     rho as a float.
   """
-  threshold = -1.0 if threshold_step is None else float(threshold_step)
-  return float(_jump_start_rho(np, float(step), float(steps_per_epoch),
-                               float(target_rho), threshold))
-
-
-class _TensorOps:
-  minimum = staticmethod(tf.minimum)
-  maximum = staticmethod(tf.maximum)
-  where = staticmethod(tf.where)
-
-
-def cifar_rho_tensor(step, steps_per_epoch, target_rho, threshold_step):
-  """`cifar_rho` on tensors: `step` and `threshold_step` (-1 for None) are int tensors."""
-  return _jump_start_rho(_TensorOps, tf.cast(step, tf.float32),
-                         float(steps_per_epoch), float(target_rho),
-                         tf.cast(threshold_step, tf.float32))
+  threshold = -1 if threshold_step is None else threshold_step
+  # A graph of its own, so the value is the same from eager or graph code. The
+  # steps are fed, not constants: constant folding would round differently.
+  with tf.Graph().as_default():
+    step_in = tf1.placeholder(tf.float32, [])
+    threshold_in = tf1.placeholder(tf.float32, [])
+    rho = cifar_rho_tensor(step_in, steps_per_epoch, target_rho, threshold_in)
+    with tf1.Session() as session:
+      return float(session.run(rho, {step_in: step, threshold_in: threshold}))
 
 
 def lr_boundaries(train_epochs, steps_per_epoch):
@@ -80,5 +94,5 @@ def learning_rate(step, base_lr, train_epochs, steps_per_epoch):
   """Adam's learning rate at `step` (a tensor): base_lr x0.3 at each boundary."""
   values = [base_lr * LR_DROP_FACTOR ** i for i in range(len(PAPER_LR_DROP_EPOCHS) + 1)]
   boundaries = lr_boundaries(train_epochs, steps_per_epoch)
-  return tf.compat.v1.train.piecewise_constant(
+  return tf1.train.piecewise_constant(
       tf.cast(step, tf.int64), [np.int64(b) for b in boundaries], values)
