@@ -35,6 +35,8 @@ Differences from the reference, and why:
   on TPU, as the reference's. --label_smoothing applies to --loss=xent only.
 * Input read errors (corrupt records, bad JPEGs, labels outside 1..1000)
   stop the run with a message naming --data_dir.
+* --num_label_classes keeps the reference's name, but params.json records the
+  class count as `num_classes`, the key both trainers share.
 """
 import functools
 import math
@@ -46,6 +48,10 @@ from absl import logging
 import tensorflow as tf
 
 from resnet_ceb import ceb
+from resnet_ceb import common_flags
+from resnet_ceb import distribute
+from resnet_ceb import errors
+from resnet_ceb import imagenet_classes
 from resnet_ceb import imagenet_input
 from resnet_ceb import resnet_model
 from resnet_ceb import resnet_preprocessing
@@ -79,29 +85,22 @@ FLAGS = flags.FLAGS
 
 
 def define_flags(flag_values=FLAGS):
-  """The reference's flags (those that apply) plus the paper's."""
+  """The shared flags with the reference's defaults, plus the ImageNet trainer's own."""
+  common_flags.define_flags(
+      flag_values, train_batch_size=PAPER_BATCH_SIZE, eval_batch_size=1024,
+      num_train_images=NUM_TRAIN_IMAGES, num_eval_images=NUM_EVAL_IMAGES,
+      iterations_per_loop=ITERATIONS_PER_LOOP, base_learning_rate=BASE_LEARNING_RATE,
+      augment_name=None)
+  flags.adopt_module_key_flags(common_flags, flag_values=flag_values)
   fv = {'flag_values': flag_values}
-  flags.DEFINE_string('data_dir', None, 'Folder of train-* / validation-* '
-                      'TFRecords (see resnet_ceb.make_tfrecords).', **fv)
-  flags.DEFINE_bool('fake_data', False, 'Random images; plumbing only.', **fv)
-  flags.DEFINE_string('model_dir', None, 'Checkpoints, summaries, params.json.', **fv)
   flags.DEFINE_integer('resnet_depth', 50, 'ResNet depth: 18, 34, 50, 101, 152, 200.', **fv)
   flags.DEFINE_integer('width_multiplier', 1, 'Filters of every conv x this (paper: 1, 2).', **fv)
-  flags.DEFINE_enum('mode', 'train_and_eval', ['train', 'eval', 'train_and_eval'],
-                    'What to run.', **fv)
   flags.DEFINE_integer('train_steps', TRAIN_STEPS, 'Training steps (default: 270 '
                        'epochs at batch 8192).', **fv)
-  flags.DEFINE_integer('train_batch_size', PAPER_BATCH_SIZE, 'Global training batch.', **fv)
-  flags.DEFINE_integer('eval_batch_size', 1024, 'Evaluation batch.', **fv)
-  flags.DEFINE_integer('num_train_images', NUM_TRAIN_IMAGES, 'Images per epoch.', **fv)
-  flags.DEFINE_integer('num_eval_images', NUM_EVAL_IMAGES, 'Images evaluated.', **fv)
-  flags.DEFINE_integer('num_label_classes', 1000, 'Number of classes.', **fv)
+  flags.DEFINE_integer('num_label_classes', imagenet_classes.NUM_CLASSES, 'Number of '
+                       "classes (params.json's num_classes).", **fv)
   flags.DEFINE_integer('steps_per_eval', STEPS_PER_EVAL, 'Train steps between '
                        'evaluations (train_and_eval).', **fv)
-  flags.DEFINE_integer('iterations_per_loop', ITERATIONS_PER_LOOP, 'Steps per TPU '
-                       'loop; also the logging period.', **fv)
-  flags.DEFINE_float('base_learning_rate', BASE_LEARNING_RATE, 'Learning rate at '
-                     'batch 256; scaled by batch / 256 (0.05: 1.6 at 8192).', **fv)
   flags.DEFINE_float('momentum', 0.9, 'Nesterov momentum.', **fv)
   flags.DEFINE_float('weight_decay', 1e-4, 'L2 on non-BatchNorm variables.', **fv)
   flags.DEFINE_float('label_smoothing', 0.0, 'Label smoothing (--loss=xent only).', **fv)
@@ -110,20 +109,14 @@ def define_flags(flag_values=FLAGS):
   flags.DEFINE_enum('data_format', 'channels_last', ['channels_last', 'channels_first'],
                     'Layout inside the network (channels_last on CPU).', **fv)
   flags.DEFINE_integer('image_size', 224, 'Input image side.', **fv)
-  flags.DEFINE_string('augment_name', None, "'autoaugment' (policy v0) or unset.", **fv)
   flags.DEFINE_bool('use_cache', False, 'Cache the training records in memory.', **fv)
   flags.DEFINE_string('export_dir', None, 'Export a SavedModel here after training.', **fv)
   flags.DEFINE_enum('serving_input', 'jpeg', ['jpeg', 'pixels'], 'Exported input: '
                     'JPEG bytes or float pixels [B, H, W, 3] in [0, 255].', **fv)
-  flags.DEFINE_bool('use_tpu', False, 'Run on a Cloud TPU.', **fv)
-  flags.DEFINE_string('tpu', None, 'TPU name or address, with --use_tpu.', **fv)
-  flags.DEFINE_integer('num_gpus', 0, 'More than 1: MirroredStrategy over N GPUs.', **fv)
-  flags.DEFINE_string('loss', 'ceb', 'Objective: xent, ceb, cceb or vib.', **fv)
-  flags.DEFINE_float('rho', 3.0, 'CEB/VIB control parameter rho (gamma = e^-rho).', **fv)
   flags.DEFINE_integer('anneal_rho', ANNEAL_RHO_STEPS, 'Jump-start: anneal from rho '
                        '= 100 to --rho over this many steps (linear in gamma); 0: off.', **fv)
-  flags.DEFINE_bool('deterministic', False, 'Op determinism and fixed seeds.', **fv)
-  flags.DEFINE_integer('seed', 0, 'Seed used with --deterministic.', **fv)
+  distribute.define_flags(flag_values)
+  flags.adopt_module_key_flags(distribute, flag_values=flag_values)
 
 
 def learning_rate_schedule(params, current_epoch):
@@ -152,7 +145,7 @@ def current_epoch(params, global_step):
 
 
 def rho_weight_schedule(params, global_step):
-  """gamma (CEB, cCEB) or beta (VIB) at global_step, with Listing 3's jump-start.
+  """The weight gamma (CEB, cCEB) or beta (VIB) at global_step, with Listing 3's jump-start.
 
   gamma is interpolated linearly from rho_weight(100) to rho_weight(--rho) over
   the first anneal_rho steps, as Listing 3's `lerp` on gamma does. As there,
@@ -167,17 +160,10 @@ def rho_weight_schedule(params, global_step):
   return tf.cast(weight, tf.float32)
 
 
-def weight_to_rho(loss, weight):
-  """The rho a weight corresponds to: -log(gamma), or -logit(beta) for VIB."""
-  if loss == 'vib':
-    return tf.math.log1p(-weight) - tf.math.log(weight)
-  return -tf.math.log(weight)
-
-
 def build_network(features, is_training, params, precision):
   """The ResNet pre-logits f(x) in float32; under bfloat16_scope if asked (TPU)."""
   network = resnet_model.resnet_v1(
-      params['resnet_depth'], params['num_label_classes'],
+      params['resnet_depth'], params['num_classes'],
       params['width_multiplier'], params['data_format'])
   if precision == 'bfloat16':
     with tf1.tpu.bfloat16_scope():
@@ -196,7 +182,7 @@ def weight_decay_loss(weight_decay):
 def head_loss(params, head, labels, logits):
   """The objective's loss; the reference's label-smoothed cross-entropy for xent."""
   if params['loss'] == 'xent' and params['label_smoothing'] > 0:
-    one_hot = tf.one_hot(labels, params['num_label_classes'])
+    one_hot = tf.one_hot(labels, params['num_classes'])
     return tf1.losses.softmax_cross_entropy(
         one_hot, logits, label_smoothing=params['label_smoothing'])
   return head['loss']
@@ -237,7 +223,7 @@ def resnet_model_fn(features, labels, mode, params):
   z_seed = None
   if is_training and params.get('deterministic'):
     z_seed = ceb.sample_seed(params['seed'], global_step)
-  head = ceb.build_head(params['loss'], net, labels, params['num_label_classes'],
+  head = ceb.build_head(params['loss'], net, labels, params['num_classes'],
                         is_training, weight, z_seed)
   logits = head['logits']
   if mode == tf.estimator.ModeKeys.PREDICT:
@@ -271,7 +257,7 @@ def _train_spec(params, head, loss, labels, global_step, weight):
       loss=loss, learning_rate=learning_rate,
       train_accuracy=tf.reduce_mean(tf.cast(tf.equal(predictions, labels), tf.float32)))
   if weight is not None:
-    scalars.update(gamma=weight, rho=weight_to_rho(params['loss'], weight))
+    scalars.update(gamma=weight, rho=ceb.weight_to_rho(params['loss'], weight))
   if params['use_tpu']:
     return tf1.estimator.tpu.TPUEstimatorSpec(
         tf.estimator.ModeKeys.TRAIN, loss=loss, train_op=train_op,
@@ -320,7 +306,7 @@ def eval_logits_fn(params):
 
   def logits_fn(images):
     net = build_network(images, False, params, 'float32')
-    return ceb.build_head(params['loss'], net, None, params['num_label_classes'],
+    return ceb.build_head(params['loss'], net, None, params['num_classes'],
                           False)['logits']
 
   return logits_fn
@@ -384,7 +370,7 @@ def params_from_flags(f):
   return {
       'trainer': 'resnet_ceb', 'dataset': 'imagenet',
       'resnet_depth': f.resnet_depth, 'width_multiplier': f.width_multiplier,
-      'num_label_classes': f.num_label_classes, 'image_size': f.image_size,
+      'num_classes': f.num_label_classes, 'image_size': f.image_size,
       'data_format': f.data_format, 'precision': resolve_precision(f),
       'loss': f.loss, 'rho': float(f.rho), 'anneal_rho': f.anneal_rho,
       'augment_name': f.augment_name, 'label_smoothing': f.label_smoothing,
@@ -400,7 +386,7 @@ def params_from_flags(f):
 
 def run_identity(params):
   """The params that make a model_dir this run's and no other's."""
-  keys = ('trainer', 'resnet_depth', 'width_multiplier', 'num_label_classes',
+  keys = ('trainer', 'resnet_depth', 'width_multiplier', 'num_classes',
           'image_size', 'loss', 'anneal_rho', 'augment_name', 'train_batch_size')
   identity = {k: params[k] for k in keys}
   if params['loss'] != 'xent':
@@ -420,12 +406,12 @@ def _build_train_variables(params):
   return build
 
 
-def make_inputs(f):
-  """The train and eval ImageNetInputs; checks that the files exist."""
+def make_inputs(f, cluster=distribute.Cluster()):
+  """The train and eval ImageNetInputs (this worker's seed); checks that the files exist."""
   data_dir = None if f.fake_data else f.data_dir
   common = dict(image_size=f.image_size, use_bfloat16=resolve_precision(f) == 'bfloat16',
                 fake_data=f.fake_data, num_classes=f.num_label_classes,
-                seed=f.seed if f.deterministic else None)
+                seed=distribute.worker_seed(f.seed if f.deterministic else None, cluster))
   train = evaluate = None
   if f.mode != 'eval':
     train = imagenet_input.ImageNetInput(True, data_dir, augment_name=f.augment_name,
@@ -456,8 +442,8 @@ def _train_to(estimator, train_input, f, max_steps):
   estimator.train(input_fn, max_steps=max_steps)
 
 
-def _train(estimator, train_input, eval_input, f):
-  """Trains to --train_steps, evaluating every --steps_per_eval in train_and_eval."""
+def _train(estimator, train_input, eval_input, f, chief=True):
+  """Trains to --train_steps; in train_and_eval the chief evaluates every --steps_per_eval."""
   if f.mode == 'train':
     _train_to(estimator, train_input, f, f.train_steps)
     return None
@@ -466,7 +452,8 @@ def _train(estimator, train_input, eval_input, f):
   while current < f.train_steps:
     current = min(current + f.steps_per_eval, f.train_steps)
     _train_to(estimator, train_input, f, current)
-    metrics = _evaluate(estimator, eval_input, f)
+    if chief:
+      metrics = _evaluate(estimator, eval_input, f)
   return metrics
 
 
@@ -491,9 +478,11 @@ def run(f, devices=None):
       written to --model_dir), or reading the data failed.
     train_utils.ModelDirError: --model_dir belongs to another run.
     train_utils.NonFiniteLossError: training diverged.
+    distribute.PeerTimeoutError: the cluster in TF_CONFIG lost a task.
   """
   validate_flags(f)
-  train_input, eval_input = make_inputs(f)
+  cluster = distribute.cluster_for_flags(f, devices)
+  train_input, eval_input = make_inputs(f, cluster)
   params = params_from_flags(f)
   identity = run_identity(params)
   train_utils.check_model_dir(f.model_dir, identity, _build_train_variables(params))
@@ -502,7 +491,7 @@ def run(f, devices=None):
                             % f.model_dir)
   if f.deterministic:
     train_utils.enable_determinism(f.seed)
-  if f.mode != 'eval':
+  if f.mode != 'eval' and cluster.is_chief:
     os.makedirs(f.model_dir, exist_ok=True)
     train_utils.write_params(f.model_dir, identity, params)
   estimator = train_utils.make_estimator(
@@ -511,20 +500,24 @@ def run(f, devices=None):
       eval_batch_size=f.eval_batch_size,
       save_checkpoints_steps=max(MIN_CHECKPOINT_STEPS, f.iterations_per_loop),
       iterations_per_loop=f.iterations_per_loop,
-      tf_random_seed=f.seed if f.deterministic else None, devices=devices)
+      tf_random_seed=f.seed if f.deterministic else None, devices=devices,
+      cluster=cluster, worker_timeout_secs=f.worker_timeout_secs)
   with imagenet_input.reading_errors(f.data_dir):
     if f.mode == 'eval':
       return _evaluate(estimator, eval_input, f)
-    metrics = _train(estimator, train_input, eval_input, f)
-  if f.export_dir:
+    metrics = _train(estimator, train_input, eval_input, f, chief=cluster.is_chief)
+  if f.export_dir and cluster.is_chief:
     _export(estimator, f)
   return metrics
 
 
-def main(argv):
-  """Entry point: `error: ...` and exit 2 for bad flags or data, 1 if training diverged."""
+def main(argv, flag_values=FLAGS):
+  """Entry point: `error: ...`; exit 2 for bad input, 1 for divergence or lost peers."""
   del argv
-  train_utils.run_main(run, FLAGS)
+  train_utils.setup_logging()
+  with errors.exit_on_bad_input(diverged=(train_utils.NonFiniteLossError,
+                                          distribute.PeerTimeoutError)):
+    run(flag_values)
 
 
 if __name__ == '__main__':

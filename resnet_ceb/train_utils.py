@@ -11,14 +11,17 @@ inter-op thread pool is small (2 cores: training hung after model.ckpt-0).
 TensorFlow itself falls back to `ReductionToOneDevice` in graph mode, but
 only for strategies created there, so `make_mirrored_strategy` chooses the
 graph-mode all-reduce explicitly.
+
+With a cluster in TF_CONFIG, `make_estimator` hands over to
+`resnet_ceb.distribute` (synchronous multi-worker training).
 """
 import os
-import sys
 import time
 
 import numpy as np
 import tensorflow as tf
 
+from resnet_ceb import distribute
 from resnet_ceb import fileio
 
 tf1 = tf.compat.v1
@@ -40,7 +43,8 @@ class NonFiniteLossError(RuntimeError):
 def make_estimator(model_fn, model_dir, params, *, use_tpu=False, tpu=None,
                    num_gpus=0, train_batch_size, eval_batch_size,
                    save_checkpoints_steps, iterations_per_loop=100,
-                   keep_checkpoint_max=5, tf_random_seed=None, devices=None):
+                   keep_checkpoint_max=5, tf_random_seed=None, devices=None,
+                   cluster=None, worker_timeout_secs=distribute.DEFAULT_TIMEOUT_SECS):
   """Builds the Estimator that runs `model_fn` where the flags say.
 
   Args:
@@ -58,10 +62,20 @@ def make_estimator(model_fn, model_dir, params, *, use_tpu=False, tpu=None,
     tf_random_seed: graph-level seed (for `--deterministic`).
     devices: the devices to mirror over instead of `num_gpus` GPUs (tests
       use two virtual CPUs).
+    cluster: this task's `distribute.Cluster`, if TF_CONFIG names one.
+    worker_timeout_secs: with a cluster, how long a task waits for its peers.
 
   Returns:
-    A `TPUEstimator` or, with `num_gpus > 1` or `devices`, an `Estimator`.
+    A `TPUEstimator`; with `num_gpus > 1` or `devices`, an `Estimator`; with a
+    cluster, a `distribute.ClusterEstimator`.
   """
+  if cluster is not None and cluster.distributed:
+    return distribute.make_estimator(
+        _estimator_model_fn(model_fn), model_dir, params, cluster,
+        train_batch_size=train_batch_size, eval_batch_size=eval_batch_size,
+        save_checkpoints_steps=save_checkpoints_steps,
+        keep_checkpoint_max=keep_checkpoint_max, tf_random_seed=tf_random_seed,
+        timeout_secs=worker_timeout_secs)
   if num_gpus > 1 and not devices:
     devices = ['/gpu:%d' % i for i in range(num_gpus)]
   if devices:
@@ -71,11 +85,11 @@ def make_estimator(model_fn, model_dir, params, *, use_tpu=False, tpu=None,
                                    save_checkpoints_steps=save_checkpoints_steps,
                                    keep_checkpoint_max=keep_checkpoint_max,
                                    tf_random_seed=tf_random_seed)
-  cluster = None
+  resolver = None
   if use_tpu:
-    cluster = tf.distribute.cluster_resolver.TPUClusterResolver(tpu)
+    resolver = tf.distribute.cluster_resolver.TPUClusterResolver(tpu)
   config = tf1.estimator.tpu.RunConfig(
-      cluster=cluster, model_dir=model_dir,
+      cluster=resolver, model_dir=model_dir,
       save_checkpoints_steps=save_checkpoints_steps,
       keep_checkpoint_max=keep_checkpoint_max, tf_random_seed=tf_random_seed,
       log_step_count_steps=iterations_per_loop,
@@ -109,16 +123,21 @@ def make_mirrored_estimator(model_fn, model_dir, params, strategy, *,
   The input_fn gets `params['batch_size']`, the global batch, which the
   strategy splits across its replicas.
   """
-  def estimator_model_fn(features, labels, mode, params):
-    return model_fn(features, labels, mode, params).as_estimator_spec()
-
   config = tf1.estimator.RunConfig(
       model_dir=model_dir, train_distribute=strategy, eval_distribute=strategy,
       save_checkpoints_steps=save_checkpoints_steps,
       keep_checkpoint_max=keep_checkpoint_max, tf_random_seed=tf_random_seed)
   return tf1.estimator.Estimator(
-      model_fn=estimator_model_fn, config=config,
+      model_fn=_estimator_model_fn(model_fn), config=config,
       params=dict(params, batch_size=train_batch_size))
+
+
+def _estimator_model_fn(model_fn):
+  """The Estimator model_fn of a TPUEstimator one (its spec converted)."""
+  def estimator_model_fn(features, labels, mode, params):
+    return model_fn(features, labels, mode, params).as_estimator_spec()
+
+  return estimator_model_fn
 
 
 def check_model_dir(model_dir, identity, build_variables):
@@ -136,7 +155,7 @@ def check_model_dir(model_dir, identity, build_variables):
   """
   params_path = os.path.join(model_dir, PARAMS_FILE)
   if os.path.exists(params_path):
-    recorded = fileio.read_json(params_path).get('identity', {})
+    recorded = _current_keys(fileio.read_json(params_path).get('identity', {}))
     for key in sorted(set(recorded) | set(identity)):
       if recorded.get(key) != identity.get(key):
         raise ModelDirError(
@@ -185,12 +204,19 @@ def read_params(model_dir):
     raise FileNotFoundError(
         '%s not found: --model_dir must be a directory a trainer of this '
         'project wrote' % path)
-  params = fileio.read_json(path)['params']
-  # Model_dirs of the ImageNet trainer before the key was shared say
-  # `num_label_classes` (the reference's flag name); one key from here on.
-  if LEGACY_NUM_CLASSES_KEY in params:
-    params.setdefault(NUM_CLASSES_KEY, params.pop(LEGACY_NUM_CLASSES_KEY))
-  return params
+  return _current_keys(fileio.read_json(path)['params'])
+
+
+def _current_keys(recorded):
+  """A recorded params or identity dict under today's keys.
+
+  Model_dirs of the ImageNet trainer before the key was shared say
+  `num_label_classes` (the reference's flag name); one key from here on.
+  """
+  recorded = dict(recorded)
+  if LEGACY_NUM_CLASSES_KEY in recorded:
+    recorded.setdefault(NUM_CLASSES_KEY, recorded.pop(LEGACY_NUM_CLASSES_KEY))
+  return recorded
 
 
 def num_classes(params):
@@ -214,19 +240,6 @@ def enable_determinism(seed):
   tf.keras.utils.set_random_seed(seed)
 
 
-def run_main(run, flag_values):
-  """A trainer's entry point: `error: ...` and exit 2 for bad input, 1 on divergence."""
-  setup_logging()
-  try:
-    run(flag_values)
-  except NonFiniteLossError as e:
-    print('error: %s' % e, file=sys.stderr)
-    sys.exit(1)
-  except (ValueError, FileNotFoundError) as e:
-    print('error: %s' % e, file=sys.stderr)
-    sys.exit(2)
-
-
 def setup_logging():
   """INFO logs once each: TensorFlow's own handler would repeat absl's lines."""
   tf.get_logger().handlers = []
@@ -244,12 +257,15 @@ class ProgressHook(tf1.train.SessionRunHook):
     self._last = None
 
   def begin(self):
+    """Finds the global step in the graph."""
     self._step = tf1.train.get_global_step()
 
   def before_run(self, run_context):
+    """Fetches the step and the extra scalars with every training step."""
     return tf1.train.SessionRunArgs(dict(self._extra, step=self._step))
 
   def after_run(self, run_context, run_values):
+    """Logs the rates and scalars once every_n_steps steps have passed."""
     values = run_values.results
     step, now = int(values['step']) + 1, time.time()
     if self._last is None:
@@ -286,12 +302,15 @@ class NonFiniteLossHook(tf1.train.SessionRunHook):
     self._terms = terms
 
   def begin(self):
+    """Finds the global step in the graph."""
     self._step = tf1.train.get_global_step()
 
   def before_run(self, run_context):
+    """Fetches the loss terms and the step with every training step."""
     return tf1.train.SessionRunArgs(dict(self._terms, _step=self._step))
 
   def after_run(self, run_context, run_values):
+    """Raises NonFiniteLossError if this step's loss is NaN or infinite."""
     values = run_values.results
     if np.isfinite(values['loss']):
       return

@@ -10,13 +10,13 @@ import pickle
 import shutil
 
 from absl import flags
-import numpy as np
-import pytest
-
 from cifar_fixtures import snapshot
 from cifar_fixtures import write_cifar_python
 from cifar_fixtures import write_python_batch
 import eval_fixtures
+import numpy as np
+import pytest
+
 from eval import cifar10_c
 from eval import clean
 from eval import imagenet_a
@@ -24,7 +24,6 @@ from eval import imagenet_c
 from eval import pgd
 from resnet_ceb import make_tfrecords
 from resnet_ceb import resnet_main
-from resnet_ceb import train_utils
 from wrn_cifar import wrn_main
 
 WRN_TINY = ['--depth=10', '--width=1', '--train_batch_size=16', '--augment_name=none',
@@ -48,13 +47,14 @@ def world(tmp_path_factory):
   return {'root': str(root), 'cifar': cifar, 'imagenet': imagenet, 'ceb_dir': ceb_dir}
 
 
-def _trainer_error(run, flag_values, capsys):
+def _trainer_error(main, flag_values, capsys):
   """A trainer through its entry point: exit 2 and the `error: ...` line."""
   capsys.readouterr()
   with pytest.raises(SystemExit) as exit_info:
-    train_utils.run_main(run, flag_values)
+    main(['trainer'], flag_values)
   assert exit_info.value.code == 2
-  lines = [l for l in capsys.readouterr().err.splitlines() if l.startswith('error: ')]
+  lines = [line for line in capsys.readouterr().err.splitlines()
+           if line.startswith('error: ')]
   assert lines
   return lines[-1]
 
@@ -95,7 +95,7 @@ def test_wrn_bad_flags(world, tmp_path, capsys, extra, fragment):
   model_dir = tmp_path / 'model'
   argv = ['--model_dir=%s' % model_dir, '--data_dir=' + world['cifar']] + WRN_TINY + extra
   line = _unchanged(world, lambda: _trainer_error(
-      wrn_main.run, wrn_main.make_flags(argv), capsys))
+      wrn_main.main, wrn_main.make_flags(argv), capsys))
   assert fragment in line
   assert not model_dir.exists()
 
@@ -110,7 +110,7 @@ def test_resnet_bad_flags(world, tmp_path, capsys, extra, fragment):
   model_dir = tmp_path / 'model'
   flag_values = _resnet_flags(['--model_dir=%s' % model_dir,
                                '--data_dir=' + world['imagenet']] + extra)
-  line = _unchanged(world, lambda: _trainer_error(resnet_main.run, flag_values, capsys))
+  line = _unchanged(world, lambda: _trainer_error(resnet_main.main, flag_values, capsys))
   assert fragment in line
   assert not model_dir.exists()
 
@@ -124,7 +124,7 @@ def test_cifar_batch_with_data_and_labels_of_different_lengths(world, tmp_path, 
   write_python_batch(batch, images, [1, 2, 3])
   argv = ['--model_dir=%s' % (tmp_path / 'model'), '--data_dir=' + data_dir] + WRN_TINY
   line = _unchanged(world, lambda: _trainer_error(
-      wrn_main.run, wrn_main.make_flags(argv), capsys))
+      wrn_main.main, wrn_main.make_flags(argv), capsys))
   assert "data_batch_2: 'data' holds 5 images but 'labels' holds 3" in line
   assert not (tmp_path / 'model').exists()
 
@@ -136,7 +136,7 @@ def test_cifar_binary_batch_not_whole_records(world, tmp_path, capsys):
     (folder / name).write_bytes(bytes(3073 * 2 + (100 if name == 'data_batch_4.bin' else 0)))
   argv = ['--model_dir=%s' % (tmp_path / 'model'), '--data_dir=%s' % tmp_path] + WRN_TINY
   line = _unchanged(world, lambda: _trainer_error(
-      wrn_main.run, wrn_main.make_flags(argv), capsys), str(folder))
+      wrn_main.main, wrn_main.make_flags(argv), capsys), str(folder))
   assert 'data_batch_4.bin: size 6246 bytes is not a positive whole number of 3073' in line
 
 
@@ -146,7 +146,7 @@ def test_cifar_pickle_that_is_not_a_dict(world, tmp_path, capsys):
     pickle.dump([1, 2, 3], f)
   argv = ['--model_dir=%s' % (tmp_path / 'model'), '--data_dir=' + data_dir] + WRN_TINY
   line = _unchanged(world, lambda: _trainer_error(
-      wrn_main.run, wrn_main.make_flags(argv), capsys))
+      wrn_main.main, wrn_main.make_flags(argv), capsys))
   assert 'test_batch: expected a pickled dict, got list' in line
 
 
@@ -159,14 +159,14 @@ def test_truncated_tfrecord_stops_training_naming_the_data_dir(world, tmp_path, 
     f.write(contents[:len(contents) // 2])
   flag_values = _resnet_flags(['--model_dir=%s' % (tmp_path / 'model'),
                                '--data_dir=' + data_dir, '--train_steps=4'])
-  line = _unchanged(world, lambda: _trainer_error(resnet_main.run, flag_values, capsys))
+  line = _unchanged(world, lambda: _trainer_error(resnet_main.main, flag_values, capsys))
   assert '--data_dir=%s: reading the ImageNet TFRecords failed (DataLossError' % data_dir in line
 
 
 def test_imagenet_data_dir_without_records(world, tmp_path, capsys):
   flag_values = _resnet_flags(['--model_dir=%s' % (tmp_path / 'model'),
                                '--data_dir=%s' % tmp_path])
-  line = _unchanged(world, lambda: _trainer_error(resnet_main.run, flag_values, capsys))
+  line = _unchanged(world, lambda: _trainer_error(resnet_main.main, flag_values, capsys))
   assert 'holds no files matching %s' % os.path.join(str(tmp_path), 'train-*') in line
 
 
@@ -176,7 +176,7 @@ def test_model_dir_owned_by_another_objective(world, capsys):
   argv = ['--model_dir=' + world['ceb_dir'], '--data_dir=' + world['cifar'],
           '--loss=xent'] + WRN_TINY
   line = _unchanged(world, lambda: _trainer_error(
-      wrn_main.run, wrn_main.make_flags(argv), capsys))
+      wrn_main.main, wrn_main.make_flags(argv), capsys))
   assert "belongs to another run" in line and "records loss='ceb'" in line
 
 
@@ -186,7 +186,7 @@ def test_model_dir_with_corrupt_params_json(world, capsys):
     f.write('{"identity": {')
   argv = ['--model_dir=' + model_dir, '--data_dir=' + world['cifar'], '--loss=ceb'] + WRN_TINY
   line = _unchanged(world, lambda: _trainer_error(
-      wrn_main.run, wrn_main.make_flags(argv), capsys))
+      wrn_main.main, wrn_main.make_flags(argv), capsys))
   assert 'params.json is not valid JSON' in line
 
 
@@ -196,7 +196,7 @@ def test_checkpoint_of_another_architecture_without_params(world, capsys):
   argv = ['--model_dir=' + model_dir, '--data_dir=' + world['cifar'], '--loss=ceb',
           '--width=2'] + [a for a in WRN_TINY if not a.startswith('--width')]
   line = _unchanged(world, lambda: _trainer_error(
-      wrn_main.run, wrn_main.make_flags(argv), capsys))
+      wrn_main.main, wrn_main.make_flags(argv), capsys))
   assert 'holds a checkpoint of another architecture' in line
 
 
@@ -204,7 +204,7 @@ def test_resnet_eval_of_an_empty_model_dir(world, tmp_path, capsys):
   (tmp_path / 'model').mkdir()
   flag_values = _resnet_flags(['--model_dir=%s' % (tmp_path / 'model'),
                                '--data_dir=' + world['imagenet'], '--mode=eval'])
-  line = _unchanged(world, lambda: _trainer_error(resnet_main.run, flag_values, capsys))
+  line = _unchanged(world, lambda: _trainer_error(resnet_main.main, flag_values, capsys))
   assert 'holds no checkpoint' in line
   assert os.listdir(str(tmp_path / 'model')) == []
 

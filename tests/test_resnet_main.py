@@ -9,6 +9,7 @@ import glob
 import io
 import math
 import os
+import shutil
 import subprocess
 import sys
 
@@ -20,6 +21,7 @@ import tensorflow as tf
 
 from eval import runner
 from resnet_ceb import ceb
+from resnet_ceb import fileio
 from resnet_ceb import imagenet_input
 from resnet_ceb import make_tfrecords
 from resnet_ceb import resnet_main
@@ -51,7 +53,7 @@ def data_dir(tmp_path_factory):
 
 @pytest.fixture(scope='module')
 def trained(tmp_path_factory, data_dir):
-  """trained(loss) -> (model_dir, eval metrics) of one tiny train_and_eval run, cached."""
+  """A function of loss giving (model_dir, eval metrics) of one tiny run, cached."""
   runs = {}
 
   def get(loss):
@@ -98,7 +100,7 @@ def test_gamma_jump_start_is_linear_in_gamma(loss, anneal):
   with tf.Graph().as_default():
     step = tf1.placeholder(tf.int64, [])
     weight = resnet_main.rho_weight_schedule(params, step)
-    rho = resnet_main.weight_to_rho(loss, weight)
+    rho = ceb.weight_to_rho(loss, weight)
     with tf1.Session() as sess:
       got = [sess.run([weight, rho], {step: s}) for s in steps]
   if anneal:
@@ -139,7 +141,6 @@ def test_resnet50_ceb_trains_and_evaluates_on_cpu(data_dir, tmp_path):
   assert metrics['global_step'] == 2
   assert {'top_1_accuracy', 'top_5_accuracy', 'hzx', 'hzy', 'hyz', 'rex'} <= set(metrics)
   assert train_utils.read_params(model_dir)['resnet_depth'] == 50
-  from eval import runner  # pylint: disable=g-import-not-at-top
   model = runner.load_model(model_dir)
   with tf.Graph().as_default():
     logits = model.logits_fn(tf.zeros([2, IMAGE_SIZE, IMAGE_SIZE, 3]))
@@ -259,6 +260,47 @@ def test_rerun_resumes_and_exports_a_jpeg_saved_model(trained, data_dir, tmp_pat
   outputs = serve(image_bytes=tf.constant([buffer.getvalue()]))
   assert outputs['logits'].shape == (1, 1000)
   np.testing.assert_allclose(np.sum(outputs['probabilities']), 1.0, rtol=1e-5)
+
+
+def _write_the_old_class_count_key(model_dir):
+  """Rewrites params.json as the trainer did before the key was shared."""
+  path = os.path.join(model_dir, train_utils.PARAMS_FILE)
+  record = fileio.read_json(path)
+  for part in ('identity', 'params'):
+    record[part]['num_label_classes'] = record[part].pop('num_classes')
+  fileio.atomic_write_json(path, record)
+
+
+def test_params_json_with_the_old_class_count_key_still_matches(tmp_path):
+  model_dir = str(tmp_path)
+  params = resnet_main.params_from_flags(_flags(fake_data=True, model_dir=model_dir,
+                                                **TINY))
+  identity = resnet_main.run_identity(params)
+  assert params['num_classes'] == identity['num_classes'] == 1000
+  train_utils.write_params(model_dir, identity, params)
+  _write_the_old_class_count_key(model_dir)
+  assert train_utils.read_params(model_dir) == params
+  # No checkpoint here, so the variables are never built.
+  train_utils.check_model_dir(model_dir, identity, build_variables=None)
+  with pytest.raises(train_utils.ModelDirError, match='num_classes=1000'):
+    train_utils.check_model_dir(model_dir, dict(identity, num_classes=10), None)
+
+
+@pytest.mark.slow
+def test_model_dir_with_the_old_class_count_key_loads_and_resumes(trained, data_dir,
+                                                                   tmp_path):
+  model_dir = str(tmp_path / 'old')
+  shutil.copytree(trained('ceb')[0], model_dir)
+  _write_the_old_class_count_key(model_dir)
+  model = runner.load_model(model_dir)
+  with tf.Graph().as_default():
+    assert model.logits_fn(tf.zeros([1, IMAGE_SIZE, IMAGE_SIZE, 3])).shape[-1] == 1000
+  resnet_main.run(_flags(data_dir=data_dir, model_dir=model_dir, loss='ceb', rho=2.0,
+                         **dict(TINY, train_steps=2, mode='train')))
+  assert resnet_main.latest_step(model_dir) == 2
+  recorded = fileio.read_json(os.path.join(model_dir, train_utils.PARAMS_FILE))
+  assert recorded['params']['num_classes'] == 1000
+  assert 'num_label_classes' not in recorded['params']
 
 
 def test_another_runs_model_dir_is_refused(trained, data_dir):

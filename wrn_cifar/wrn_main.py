@@ -18,6 +18,9 @@ from absl import logging
 import tensorflow as tf
 
 from resnet_ceb import ceb
+from resnet_ceb import common_flags
+from resnet_ceb import distribute
+from resnet_ceb import errors
 from resnet_ceb import train_utils
 from wrn_cifar import cifar_input
 from wrn_cifar import schedules
@@ -34,34 +37,22 @@ FLAGS = flags.FLAGS
 
 
 def define_flags(flag_values=FLAGS):
-  """Flags, named as in the TPU ResNet reference where one exists there."""
+  """The shared flags with this trainer's defaults, plus the CIFAR trainer's own."""
+  # Appendix A.1 does not state the batch size: 128 is this trainer's assumption.
+  common_flags.define_flags(
+      flag_values, train_batch_size=128, eval_batch_size=500, num_train_images=None,
+      num_eval_images=None, iterations_per_loop=100, base_learning_rate=1e-3,
+      augment_name='autoaugment')
+  flags.adopt_module_key_flags(common_flags, flag_values=flag_values)
   fv = {'flag_values': flag_values}
-  flags.DEFINE_string('data_dir', None, 'CIFAR-10 python or binary distribution '
-                      '(or a folder holding one); unset: tfds cifar10.', **fv)
-  flags.DEFINE_bool('fake_data', False, 'Random images, for plumbing only.', **fv)
-  flags.DEFINE_string('model_dir', None, 'Checkpoints, summaries and params.json.', **fv)
-  flags.DEFINE_enum('mode', 'train_and_eval', ['train', 'eval', 'train_and_eval'],
-                    'What to run.', **fv)
   flags.DEFINE_integer('depth', 28, 'WRN depth, 6n+4.', **fv)
   flags.DEFINE_integer('width', 10, 'WRN widening factor k.', **fv)
-  flags.DEFINE_string('loss', 'ceb', 'Objective: xent, ceb, cceb or vib.', **fv)
-  flags.DEFINE_float('rho', 3.0, 'CEB/VIB control parameter rho (gamma = e^-rho).', **fv)
   flags.DEFINE_bool('jump_start', True, 'Appendix A.1 rho jump-start (100 -> 10 -> rho).', **fv)
   flags.DEFINE_integer('train_epochs', 1500, 'Training epochs.', **fv)
-  flags.DEFINE_integer('train_batch_size', 128, 'Training batch (paper: unstated).', **fv)
-  flags.DEFINE_integer('eval_batch_size', 500, 'Evaluation batch.', **fv)
-  flags.DEFINE_float('base_learning_rate', 1e-3, 'Adam learning rate.', **fv)
-  flags.DEFINE_string('augment_name', 'autoaugment', "'autoaugment' or 'none'.", **fv)
   flags.DEFINE_integer('epochs_per_eval', 10, 'Evaluate on the test set every N epochs.', **fv)
-  flags.DEFINE_integer('num_train_images', None, 'Use only the first N training images.', **fv)
-  flags.DEFINE_integer('num_eval_images', None, 'Use only the first N test images.', **fv)
-  flags.DEFINE_integer('iterations_per_loop', 100, 'Steps per TPU loop and log line.', **fv)
   flags.DEFINE_integer('save_checkpoints_steps', None, 'Default: once per epoch.', **fv)
-  flags.DEFINE_bool('use_tpu', False, 'Run on a Cloud TPU.', **fv)
-  flags.DEFINE_string('tpu', None, 'TPU name, with --use_tpu.', **fv)
-  flags.DEFINE_integer('num_gpus', 0, 'More than 1: MirroredStrategy over that many GPUs.', **fv)
-  flags.DEFINE_bool('deterministic', False, 'Op determinism and fixed seeds.', **fv)
-  flags.DEFINE_integer('seed', 0, 'Seed used with --deterministic.', **fv)
+  distribute.define_flags(flag_values)
+  flags.adopt_module_key_flags(distribute, flag_values=flag_values)
 
 
 def _jump_start_state():
@@ -79,7 +70,7 @@ def _jump_start_state():
 
 
 def _rho_tensor(params, global_step, threshold_step):
-  """rho for this step: the jump-start schedule, or the constant --rho."""
+  """The rho of this step: the jump-start schedule, or the constant --rho."""
   if not params['jump_start']:
     return tf.constant(params['rho'], tf.float32)
   return schedules.cifar_rho_tensor(global_step, params['steps_per_epoch'],
@@ -140,7 +131,7 @@ def wrn_model_fn(features, labels, mode, params):
     rho = _rho_tensor(params, global_step, threshold_step)
     weight = ceb.rho_weight(loss_name, rho)
     summaries.update(rho=rho, gamma=weight, running_train_accuracy=running_accuracy)
-  head = ceb.build_head(loss_name, net, labels, NUM_CLASSES, is_training, weight,
+  head = ceb.build_head(loss_name, net, labels, params['num_classes'], is_training, weight,
                         z_seed(params, global_step))
   if mode == tf.estimator.ModeKeys.PREDICT:
     return tf1.estimator.tpu.TPUEstimatorSpec(
@@ -163,7 +154,9 @@ def _train_spec(params, head, loss, global_step, labels, summaries):
     optimizer = tf1.tpu.CrossShardOptimizer(optimizer)
   minimize = optimizer.minimize(loss, global_step)
   predictions = tf.argmax(head['logits'], axis=-1, output_type=tf.int32)
-  batch_accuracy = tf.reduce_mean(tf.cast(tf.equal(predictions, labels), tf.float32))
+  # The global batch's accuracy on every worker: the jump-start follows one machine's.
+  batch_accuracy = distribute.replica_mean(
+      tf.reduce_mean(tf.cast(tf.equal(predictions, labels), tf.float32)))
   updates = [minimize]
   if params['loss'] != 'xent':
     with tf.control_dependencies([minimize]):
@@ -190,8 +183,7 @@ def eval_logits_fn(params):
 
   def logits_fn(images):
     net = model(images, False)
-    return ceb.build_head(params['loss'], net, None,
-                          params.get('num_classes', NUM_CLASSES), False)['logits']
+    return ceb.build_head(params['loss'], net, None, params['num_classes'], False)['logits']
 
   return logits_fn
 
@@ -272,6 +264,7 @@ def run(f, devices=None):
       tests) instead of what --num_gpus selects.
   """
   validate_flags(f)
+  cluster = distribute.cluster_for_flags(f, devices)
   train_images, train_labels = _load(f, 'train', f.num_train_images)
   eval_images, eval_labels = _load(f, 'test', f.num_eval_images)
   params = params_from_flags(f, len(train_images))
@@ -279,16 +272,18 @@ def run(f, devices=None):
                               _build_train_variables(params))
   if f.deterministic:
     train_utils.enable_determinism(f.seed)
-  os.makedirs(f.model_dir, exist_ok=True)
-  train_utils.write_params(f.model_dir, run_identity(params), params)
+  if cluster.is_chief:
+    os.makedirs(f.model_dir, exist_ok=True)
+    train_utils.write_params(f.model_dir, run_identity(params), params)
   estimator = train_utils.make_estimator(
       wrn_model_fn, f.model_dir, params, use_tpu=f.use_tpu, tpu=f.tpu,
       num_gpus=f.num_gpus, train_batch_size=f.train_batch_size,
       eval_batch_size=f.eval_batch_size,
       save_checkpoints_steps=f.save_checkpoints_steps or params['steps_per_epoch'],
       iterations_per_loop=params['log_every_n_steps'],
-      tf_random_seed=f.seed if f.deterministic else None, devices=devices)
-  seed = f.seed if f.deterministic else None
+      tf_random_seed=f.seed if f.deterministic else None, devices=devices,
+      cluster=cluster, worker_timeout_secs=f.worker_timeout_secs)
+  seed = distribute.worker_seed(f.seed if f.deterministic else None, cluster)
   eval_input = cifar_input.build_input_fn(eval_images, eval_labels, False, 'none')
   eval_steps = -(-len(eval_images) // f.eval_batch_size)
   metrics = None
@@ -301,7 +296,7 @@ def run(f, devices=None):
         train_images, train_labels, True, f.augment_name, seed=seed,
         start_step=train_utils.latest_step(f.model_dir))
     estimator.train(train_input, max_steps=next_stop)
-    if f.mode == 'train_and_eval':
+    if f.mode == 'train_and_eval' and cluster.is_chief:
       metrics = estimator.evaluate(eval_input, steps=eval_steps)
       logging.info('eval at step %d: %s', metrics['global_step'],
                    ', '.join('%s=%.4f' % (k, v) for k, v in sorted(metrics.items())))
@@ -316,10 +311,13 @@ def make_flags(argv):
   return flag_values
 
 
-def main(argv):
-  """Entry point: `error: ...` and exit 2 for bad flags or data, 1 if training diverged."""
+def main(argv, flag_values=FLAGS):
+  """Entry point: `error: ...`; exit 2 for bad input, 1 for divergence or lost peers."""
   del argv
-  train_utils.run_main(run, FLAGS)
+  train_utils.setup_logging()
+  with errors.exit_on_bad_input(diverged=(train_utils.NonFiniteLossError,
+                                          distribute.PeerTimeoutError)):
+    run(flag_values)
 
 
 if __name__ == '__main__':
