@@ -20,9 +20,9 @@ import os
 
 import tensorflow as tf
 
+from resnet_ceb import imagenet_classes
 from resnet_ceb import resnet_preprocessing
 
-NUM_CLASSES = 1000
 # Per-file read buffer, as the reference.
 READ_BUFFER_BYTES = 8 * 1024 * 1024
 CYCLE_LENGTH = 16
@@ -117,7 +117,7 @@ class ImageNetInput:
 
   def __init__(self, is_training, data_dir, image_size=224, augment_name=None,
                use_bfloat16=False, fake_data=False, cache=False,
-               num_classes=NUM_CLASSES, num_examples=None, seed=None):
+               num_classes=imagenet_classes.NUM_CLASSES, num_examples=None, seed=None):
     resnet_preprocessing.check_augment_name(augment_name)
     self.is_training = is_training
     self.data_dir = None if fake_data or not data_dir else data_dir

@@ -1,4 +1,4 @@
-"""Writes ImageNet TFRecords in the layout the TPU ResNet reference reads.
+r"""Writes ImageNet TFRecords in the layout the TPU ResNet reference reads.
 
 From a folder of `<wnid>/*.JPEG` (the training release's layout; sort the
 validation images into wnid folders the same way first):
@@ -20,7 +20,6 @@ validation) with random labels: a tiny ImageNet for tests and benchmarks.
 import io
 import os
 import random
-import sys
 
 from absl import app
 from absl import flags
@@ -28,10 +27,9 @@ import numpy as np
 from PIL import Image
 import tensorflow as tf
 
-import eval as eval_package
+from resnet_ceb import errors
+from resnet_ceb import imagenet_classes
 
-WNIDS_FILE = os.path.join(os.path.dirname(eval_package.__file__), 'data',
-                          'imagenet_wnids_sorted.txt')
 SPLITS = ('train', 'validation')
 IMAGE_EXTENSIONS = ('.jpeg', '.jpg', '.png')
 REENCODE_QUALITY = 95
@@ -56,15 +54,6 @@ def define_flags(flag_values=FLAGS):
                        flag_values=flag_values)
   flags.DEFINE_integer('seed', 0, 'Shuffling and synthetic-data seed.',
                        flag_values=flag_values)
-
-
-def load_wnids(path=WNIDS_FILE):
-  """The 1000 ImageNet wnids in sorted order; label = 1 + index."""
-  with open(path) as f:
-    wnids = [line.strip() for line in f if line.strip()]
-  if len(wnids) != 1000 or wnids != sorted(wnids):
-    raise ValueError('%s must list the 1000 ImageNet wnids in sorted order' % path)
-  return wnids
 
 
 def _bytes_feature(value):
@@ -128,7 +117,7 @@ def list_images(image_dir, wnids):
       continue
     if wnid not in index:
       raise ValueError('--image_dir=%s: folder %r is not an ImageNet wnid (see %s)'
-                       % (image_dir, wnid, WNIDS_FILE))
+                       % (image_dir, wnid, imagenet_classes.WNIDS_FILE))
     for name in sorted(os.listdir(folder)):
       if name.lower().endswith(IMAGE_EXTENSIONS):
         entries.append((os.path.join(folder, name), index[wnid] + 1, wnid))
@@ -173,7 +162,7 @@ def convert_image_dir(image_dir, output_dir, split, num_shards, seed=0):
   Returns:
     (shard paths, number of images).
   """
-  entries = list_images(image_dir, load_wnids())
+  entries = list_images(image_dir, imagenet_classes.imagenet_wnids())
   if split == 'train':
     random.Random(seed).shuffle(entries)
 
@@ -209,7 +198,7 @@ def write_synthetic_imagenet(output_dir, num_per_split, image_size=64, seed=0,
   Returns:
     {split: list of shard paths}.
   """
-  wnids = load_wnids()
+  wnids = imagenet_classes.imagenet_wnids()
   rng = np.random.RandomState(seed)
   return {split: write_shards(
       synthetic_examples(num_per_split, image_size, rng, wnids),
@@ -252,11 +241,8 @@ def run(f):
 def main(argv):
   """Entry point: runs the tool, printing `error: ...` (exit 2) for bad input."""
   del argv
-  try:
+  with errors.exit_on_bad_input():
     run(FLAGS)
-  except (ValueError, FileNotFoundError) as e:
-    print('error: %s' % e, file=sys.stderr)
-    sys.exit(2)
 
 
 if __name__ == '__main__':

@@ -7,6 +7,7 @@ from PIL import Image
 import pytest
 import tensorflow as tf
 
+from resnet_ceb import imagenet_classes
 from resnet_ceb import imagenet_input
 from resnet_ceb import make_tfrecords
 from resnet_ceb import resnet_preprocessing
@@ -97,7 +98,7 @@ def test_eval_reads_once_in_order_and_keeps_the_last_batch(data_dir):
 def test_eval_num_examples_limits_the_pass(data_dir):
   evaluate = imagenet_input.ImageNetInput(False, data_dir, image_size=IMAGE_SIZE,
                                           num_examples=5)
-  assert sum(len(l) for _, l in _batches(evaluate.input_fn, 4)) == 5
+  assert sum(len(labels) for _, labels in _batches(evaluate.input_fn, 4)) == 5
 
 
 def test_autoaugment_pipeline_runs(data_dir):
@@ -201,7 +202,7 @@ def _image_folder(root, wnid, name, image):
 
 
 def test_make_tfrecords_labels_and_reencoding(tmp_path):
-  wnids = make_tfrecords.load_wnids()
+  wnids = imagenet_classes.load_wnids()
   root = str(tmp_path / 'images')
   _image_folder(root, wnids[0], 'a.JPEG', Image.new('RGB', (30, 20), (10, 20, 30)))
   _image_folder(root, wnids[-1], 'b.JPEG', Image.new('CMYK', (16, 16)))
@@ -223,7 +224,7 @@ def test_make_tfrecords_labels_and_reencoding(tmp_path):
 
 def test_make_tfrecords_rejects_unknown_wnids_and_empty_folders(tmp_path):
   with pytest.raises(FileNotFoundError, match='--image_dir'):
-    make_tfrecords.list_images(str(tmp_path), make_tfrecords.load_wnids())
+    make_tfrecords.list_images(str(tmp_path), imagenet_classes.load_wnids())
   _image_folder(str(tmp_path), 'n99999999', 'a.JPEG', Image.new('RGB', (8, 8)))
   with pytest.raises(ValueError, match='n99999999.*not an ImageNet wnid'):
-    make_tfrecords.list_images(str(tmp_path), make_tfrecords.load_wnids())
+    make_tfrecords.list_images(str(tmp_path), imagenet_classes.load_wnids())
