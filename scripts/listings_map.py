@@ -11,6 +11,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CEB = 'resnet_ceb/ceb.py'
 MODEL = 'resnet_ceb/resnet_model.py'
 MAIN = 'resnet_ceb/resnet_main.py'
+FLAGS = 'resnet_ceb/common_flags.py'
 WRN = 'wrn_cifar/wrn_model.py'
 
 # (listing line, file, anchor, note)
@@ -71,7 +72,8 @@ LISTING_3 = [
     ("if params['precision'] == 'bfloat16':", MAIN, "if precision == 'bfloat16':", ''),
     ('with tf.contrib.tpu.bfloat16_scope():', MAIN, 'with tf1.tpu.bfloat16_scope():',
      'tf.contrib is gone in TF 2.15; tf.compat.v1.tpu.bfloat16_scope is the same scope.'),
-    ('net = build_network()', MAIN, 'net = build_network(features, is_training, params, precision)', ''),
+    ('net = build_network()', MAIN,
+     'net = build_network(features, is_training, params, precision)', ''),
     ('net = tf.cast(net, tf.float32)', MAIN, 'return tf.cast(net, tf.float32)', ''),
     ("elif params['precision'] == 'float32': net = build_network()", MAIN,
      'return network(features, is_training)', ''),
@@ -96,8 +98,8 @@ LISTING_3 = [
     ('hyz = -cyz.log_prob(labels) # H(Y|Z) (upper bound)', CEB,
      'hyz = -cyz.log_prob(labels)', ''),
     ('rex = -hzx + hzy', CEB, 'rex = -hzx + hzy', ''),
-    ('rho = 3.0 # You should make this a hyperparameter.', MAIN,
-     "flags.DEFINE_float('rho'", 'The --rho flag.'),
+    ('rho = 3.0 # You should make this a hyperparameter.', FLAGS,
+     "flags.DEFINE_float('rho'", 'The --rho flag, shared by both trainers.'),
     ('rho_to_gamma = lambda rho: 1.0 / np.exp(rho)', CEB, 'def rho_to_gamma(rho):', ''),
     ('gamma = tf.cast(rho_to_gamma(rho), tf.float32)', MAIN,
      "weight = ceb.rho_weight(params['loss'], params['rho'])",
@@ -137,6 +139,7 @@ def _rows(listing):
 
 
 def render():
+  """The text of docs/LISTINGS.md."""
   parts = [
       '# Listings 1-3, line by line',
       '',

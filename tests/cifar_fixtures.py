@@ -17,7 +17,7 @@ def learnable_images(num, seed=0):
 def write_python_batch(path, images, labels):
   """Writes one batch as the official pickles do: bytes keys, planar R, G, B rows."""
   data = images.transpose(0, 3, 1, 2).reshape(len(images), 3072)
-  batch = {b'batch_label': b'generated', b'labels': [int(l) for l in labels],
+  batch = {b'batch_label': b'generated', b'labels': [int(label) for label in labels],
            b'data': data, b'filenames': [b'x.png'] * len(images)}
   with open(path, 'wb') as f:
     pickle.dump(batch, f, protocol=2)

@@ -13,9 +13,11 @@ SHARED_DATA = os.path.join(os.path.dirname(REPO_ROOT), 'shared', 'data')
 
 @pytest.fixture(autouse=True)
 def _reset_op_determinism():
-  """An in-process `--deterministic` run turns op determinism on for the whole
-  process (as it should for a trainer); switch it off again so the next test
-  runs as a fresh process would."""
+  """Switches op determinism off again after each test.
+
+  An in-process `--deterministic` run turns it on for the whole process (as
+  it should for a trainer); the next test then runs as a fresh process would.
+  """
   yield
   if tf_config.is_op_determinism_enabled():
     tf_config.disable_op_determinism()

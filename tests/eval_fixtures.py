@@ -12,9 +12,9 @@ import os
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '3')
 
 import numpy as np  # pylint: disable=g-import-not-at-top
+from PIL import Image
 import pytest
 import tensorflow as tf
-from PIL import Image
 
 from resnet_ceb import train_utils
 from wrn_cifar import wrn_main
@@ -91,7 +91,8 @@ def cli_error(main, argv, capsys):
   with pytest.raises(SystemExit) as exit_info:
     main(argv)
   assert exit_info.value.code == 2
-  lines = [l for l in capsys.readouterr().err.splitlines() if l.startswith('error: ')]
+  lines = [line for line in capsys.readouterr().err.splitlines()
+           if line.startswith('error: ')]
   assert lines, 'no "error: " line on stderr'
   return lines[-1]
 

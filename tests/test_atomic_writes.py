@@ -13,6 +13,7 @@ import sys
 import time
 
 from conftest import REPO_ROOT
+
 from resnet_ceb import fileio
 
 KILLS = 30

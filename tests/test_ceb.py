@@ -86,7 +86,7 @@ def test_cceb_logits_are_gaussian_log_densities_of_class_means():
 def test_eval_mode_uses_the_mean_and_is_deterministic():
   for loss in ('ceb', 'cceb', 'vib'):
     f, y, (out, _) = _session_run(
-        lambda f, y, l=loss: ceb.build_head(l, f, y, CLASSES, False, 0.5))
+        lambda f, y, name=loss: ceb.build_head(name, f, y, CLASSES, False, 0.5))
     np.testing.assert_array_equal(out['z'], f)
     np.testing.assert_allclose(out['rex'], 0.5 * np.sum((f - out['mu']) ** 2, -1),
                                rtol=1e-4, atol=1e-3)

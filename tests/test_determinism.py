@@ -7,12 +7,12 @@ import sys
 import time
 
 from absl import flags
+from cifar_fixtures import write_cifar_python
+from conftest import REPO_ROOT
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from conftest import REPO_ROOT
-from cifar_fixtures import write_cifar_python
 from resnet_ceb import autoaugment
 from resnet_ceb import fileio
 from resnet_ceb import make_tfrecords

@@ -10,15 +10,15 @@ import subprocess
 import sys
 
 from absl import flags
+from cifar_fixtures import write_cifar_python
+from conftest import REPO_ROOT
 import pytest
 import tensorflow as tf
 
-from conftest import REPO_ROOT
-from cifar_fixtures import write_cifar_python
 from resnet_ceb import imagenet_input
 from resnet_ceb import make_tfrecords
-from resnet_ceb import resnet_preprocessing
 from resnet_ceb import resnet_main
+from resnet_ceb import resnet_preprocessing
 from resnet_ceb import train_utils
 from wrn_cifar import cifar_input
 from wrn_cifar import wrn_main

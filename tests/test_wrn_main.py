@@ -6,13 +6,13 @@ import subprocess
 import sys
 import time
 
+from cifar_fixtures import snapshot
+from cifar_fixtures import write_cifar_python
+from conftest import REPO_ROOT
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from conftest import REPO_ROOT
-from cifar_fixtures import snapshot
-from cifar_fixtures import write_cifar_python
 from resnet_ceb import train_utils
 from wrn_cifar import wrn_main
 

@@ -3,8 +3,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from wrn_cifar import wrn_model
 from wrn_cifar import wrn_main
+from wrn_cifar import wrn_model
 
 tf1 = tf.compat.v1
 
