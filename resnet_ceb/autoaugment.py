@@ -8,24 +8,30 @@ sampling, as the reference and PIL do. Every op takes and returns a uint8
 HxWx3 image of any static or dynamic size and runs in graph mode, so
 `distort_image_with_autoaugment` can be used inside `tf.data.Dataset.map`.
 
-Two policies are offered, each keeping the magnitude convention of its source:
+Three policies are offered, each keeping the magnitude convention of its source:
 
 * ``'v0'``: the ImageNet policy v0 of the TPU reference. Levels run 0..10 over
   `_MAX_LEVEL` = 10; the arguments are those of the reference's `level_to_arg`
   with its AutoAugment hparams (cutout_const=100, translate_const=250).
   Empty pixels are filled with gray 128, as in the reference.
-* ``'cifar10'``: the 25 sub-policies learned on reduced CIFAR-10, listed in
-  the appendix of the AutoAugment paper. Levels run 0..9 over PARAMETER_MAX
-  = 10 of the original code for 32x32 images (tensorflow/models,
-  research/autoaugment/augmentation_transforms.py). That code ran the ops on
-  an RGBA PIL image and set every pixel left transparent (by rotate, shear,
-  translate or cutout) to 0 *after* mean/std normalisation, i.e. to the
-  CIFAR-10 mean colour, which is (125, 123, 114) in uint8.
+* ``'cifar10'``: the 25 sub-policies learned on reduced CIFAR-10 that the
+  appendix of the AutoAugment paper prints.
+* ``'cifar10_released'``: the 95 sub-policies of `good_policies()` in the
+  released CIFAR training code (tensorflow/models, research/autoaugment/
+  policies.py), the output of three policy searches. 20 of them are among the
+  paper's 25. docs/FIDELITY.md weighs the two readings of "the original
+  AutoAug policies".
+
+Both CIFAR-10 policies use the ranges of that released code for 32x32 images
+(augmentation_transforms.py): levels run 0..9 over PARAMETER_MAX = 10. That
+code ran the ops on an RGBA PIL image and set every pixel left transparent (by
+rotate, shear, translate or cutout) to 0 *after* mean/std normalisation, i.e.
+to the CIFAR-10 mean colour, which is (125, 123, 114) in uint8.
 
 Magnitude ranges, with m the level (the sign of the starred ones is random):
 
 ============  ============================  ==================================
-op            v0 (TPU reference)            cifar10 (augmentation_transforms)
+op            v0 (TPU reference)            cifar10, cifar10_released
 ============  ============================  ==================================
 Rotate*       30 m/10 degrees               int(30 m/10) degrees
 ShearX/Y*     0.3 m/10                      0.3 m/10
@@ -42,10 +48,15 @@ sources that are kept: in v0 a higher Solarize level means a higher threshold,
 so a weaker effect, and Posterize levels 0-2 ask for 0 bits, which the
 reference's TF shift clamped to keeping 1 bit. One is not kept: the
 reference's Contrast blended towards pixel_count / 256 instead of the mean
-gray level; here it follows PIL (Contrast is only used by 'cifar10').
+gray level; here it follows PIL (only the CIFAR-10 policies use Contrast).
+
+The released code's Cutout op has a bug that is not kept: it fills rows and
+columns over the same range, from the top edge of the intended square to its
+right edge, so its patch is sometimes empty and sometimes most of the image;
+here the op cuts the intended square (it occurs in 3 of the 95 sub-policies).
 
 The original CIFAR-10 pipeline applied the policy before its pad-and-crop,
-flip and 16x16 Cutout; those belong to the caller.
+flip and a 16x16 Cutout; the caller adds those, Cutout with `random_cutout`.
 """
 import collections
 import contextlib
@@ -107,7 +118,10 @@ def policy_v0():
 
 
 def policy_cifar10():
-  """Returns the AutoAugment policy learned on reduced CIFAR-10.
+  """Returns the 25 CIFAR-10 sub-policies printed in the AutoAugment paper.
+
+  They are the best five policies of its search on reduced CIFAR-10; 15-19
+  (counting from 0) are not in the released code's list.
 
   Returns:
     A list of 25 sub-policies, each a list of two
@@ -141,6 +155,126 @@ def policy_cifar10():
       [('Equalize', 0.8, 8), ('Invert', 0.1, 3)],
       [('TranslateY', 0.7, 9), ('AutoContrast', 0.9, 1)],
   ]
+
+
+# The three searches behind the released list, each a list of policies of five
+# sub-policies, in the order `good_policies()` concatenates them.
+_RELEASED_SEARCH_0 = [
+    [[('Invert', 0.1, 7), ('Contrast', 0.2, 6)],
+     [('Rotate', 0.7, 2), ('TranslateX', 0.3, 9)],
+     [('Sharpness', 0.8, 1), ('Sharpness', 0.9, 3)],
+     [('ShearY', 0.5, 8), ('TranslateY', 0.7, 9)],
+     [('AutoContrast', 0.5, 8), ('Equalize', 0.9, 2)]],
+    [[('Solarize', 0.4, 5), ('AutoContrast', 0.9, 3)],
+     [('TranslateY', 0.9, 9), ('TranslateY', 0.7, 9)],
+     [('AutoContrast', 0.9, 2), ('Solarize', 0.8, 3)],
+     [('Equalize', 0.8, 8), ('Invert', 0.1, 3)],
+     [('TranslateY', 0.7, 9), ('AutoContrast', 0.9, 1)]],
+    [[('Solarize', 0.4, 5), ('AutoContrast', 0.0, 2)],
+     [('TranslateY', 0.7, 9), ('TranslateY', 0.7, 9)],
+     [('AutoContrast', 0.9, 0), ('Solarize', 0.4, 3)],
+     [('Equalize', 0.7, 5), ('Invert', 0.1, 3)],
+     [('TranslateY', 0.7, 9), ('TranslateY', 0.7, 9)]],
+    [[('Solarize', 0.4, 5), ('AutoContrast', 0.9, 1)],
+     [('TranslateY', 0.8, 9), ('TranslateY', 0.9, 9)],
+     [('AutoContrast', 0.8, 0), ('TranslateY', 0.7, 9)],
+     [('TranslateY', 0.2, 7), ('Color', 0.9, 6)],
+     [('Equalize', 0.7, 6), ('Color', 0.4, 9)]],
+]
+_RELEASED_SEARCH_1 = [
+    [[('ShearY', 0.2, 7), ('Posterize', 0.3, 7)],
+     [('Color', 0.4, 3), ('Brightness', 0.6, 7)],
+     [('Sharpness', 0.3, 9), ('Brightness', 0.7, 9)],
+     [('Equalize', 0.6, 5), ('Equalize', 0.5, 1)],
+     [('Contrast', 0.6, 7), ('Sharpness', 0.6, 5)]],
+    [[('Brightness', 0.3, 7), ('AutoContrast', 0.5, 8)],
+     [('AutoContrast', 0.9, 4), ('AutoContrast', 0.5, 6)],
+     [('Solarize', 0.3, 5), ('Equalize', 0.6, 5)],
+     [('TranslateY', 0.2, 4), ('Sharpness', 0.3, 3)],
+     [('Brightness', 0.0, 8), ('Color', 0.8, 8)]],
+    [[('Solarize', 0.2, 6), ('Color', 0.8, 6)],
+     [('Solarize', 0.2, 6), ('AutoContrast', 0.8, 1)],
+     [('Solarize', 0.4, 1), ('Equalize', 0.6, 5)],
+     [('Brightness', 0.0, 0), ('Solarize', 0.5, 2)],
+     [('AutoContrast', 0.9, 5), ('Brightness', 0.5, 3)]],
+    [[('Contrast', 0.7, 5), ('Brightness', 0.0, 2)],
+     [('Solarize', 0.2, 8), ('Solarize', 0.1, 5)],
+     [('Contrast', 0.5, 1), ('TranslateY', 0.2, 9)],
+     [('AutoContrast', 0.6, 5), ('TranslateY', 0.0, 9)],
+     [('AutoContrast', 0.9, 4), ('Equalize', 0.8, 4)]],
+    [[('Brightness', 0.0, 7), ('Equalize', 0.4, 7)],
+     [('Solarize', 0.2, 5), ('Equalize', 0.7, 5)],
+     [('Equalize', 0.6, 8), ('Color', 0.6, 2)],
+     [('Color', 0.3, 7), ('Color', 0.2, 4)],
+     [('AutoContrast', 0.5, 2), ('Solarize', 0.7, 2)]],
+    [[('AutoContrast', 0.2, 0), ('Equalize', 0.1, 0)],
+     [('ShearY', 0.6, 5), ('Equalize', 0.6, 5)],
+     [('Brightness', 0.9, 3), ('AutoContrast', 0.4, 1)],
+     [('Equalize', 0.8, 8), ('Equalize', 0.7, 7)],
+     [('Equalize', 0.7, 7), ('Solarize', 0.5, 0)]],
+    [[('Equalize', 0.8, 4), ('TranslateY', 0.8, 9)],
+     [('TranslateY', 0.8, 9), ('TranslateY', 0.6, 9)],
+     [('TranslateY', 0.9, 0), ('TranslateY', 0.5, 9)],
+     [('AutoContrast', 0.5, 3), ('Solarize', 0.3, 4)],
+     [('Solarize', 0.5, 3), ('Equalize', 0.4, 4)]],
+]
+_RELEASED_SEARCH_2 = [
+    [[('Color', 0.7, 7), ('TranslateX', 0.5, 8)],
+     [('Equalize', 0.3, 7), ('AutoContrast', 0.4, 8)],
+     [('TranslateY', 0.4, 3), ('Sharpness', 0.2, 6)],
+     [('Brightness', 0.9, 6), ('Color', 0.2, 8)],
+     [('Solarize', 0.5, 2), ('Invert', 0.0, 3)]],
+    [[('AutoContrast', 0.1, 5), ('Brightness', 0.0, 0)],
+     [('Cutout', 0.2, 4), ('Equalize', 0.1, 1)],
+     [('Equalize', 0.7, 7), ('AutoContrast', 0.6, 4)],
+     [('Color', 0.1, 8), ('ShearY', 0.2, 3)],
+     [('ShearY', 0.4, 2), ('Rotate', 0.7, 0)]],
+    [[('ShearY', 0.1, 3), ('AutoContrast', 0.9, 5)],
+     [('TranslateY', 0.3, 6), ('Cutout', 0.3, 3)],
+     [('Equalize', 0.5, 0), ('Solarize', 0.6, 6)],
+     [('AutoContrast', 0.3, 5), ('Rotate', 0.2, 7)],
+     [('Equalize', 0.8, 2), ('Invert', 0.4, 0)]],
+    [[('Equalize', 0.9, 5), ('Color', 0.7, 0)],
+     [('Equalize', 0.1, 1), ('ShearY', 0.1, 3)],
+     [('AutoContrast', 0.7, 3), ('Equalize', 0.7, 0)],
+     [('Brightness', 0.5, 1), ('Contrast', 0.1, 7)],
+     [('Contrast', 0.1, 4), ('Solarize', 0.6, 5)]],
+    [[('Solarize', 0.2, 3), ('ShearX', 0.0, 0)],
+     [('TranslateX', 0.3, 0), ('TranslateX', 0.6, 0)],
+     [('Equalize', 0.5, 9), ('TranslateY', 0.6, 7)],
+     [('ShearX', 0.1, 0), ('Sharpness', 0.5, 1)],
+     [('Equalize', 0.8, 6), ('Invert', 0.3, 6)]],
+    [[('AutoContrast', 0.3, 9), ('Cutout', 0.5, 3)],
+     [('ShearX', 0.4, 4), ('AutoContrast', 0.9, 2)],
+     [('ShearX', 0.0, 3), ('Posterize', 0.0, 3)],
+     [('Solarize', 0.4, 3), ('Color', 0.2, 4)],
+     [('Equalize', 0.1, 4), ('Equalize', 0.7, 6)]],
+    [[('Equalize', 0.3, 8), ('AutoContrast', 0.4, 3)],
+     [('Solarize', 0.6, 4), ('AutoContrast', 0.7, 6)],
+     [('AutoContrast', 0.2, 9), ('Brightness', 0.4, 8)],
+     [('Equalize', 0.1, 0), ('Equalize', 0.0, 6)],
+     [('Equalize', 0.8, 4), ('Equalize', 0.0, 4)]],
+    [[('Equalize', 0.5, 5), ('AutoContrast', 0.1, 2)],
+     [('Solarize', 0.5, 5), ('AutoContrast', 0.9, 5)],
+     [('AutoContrast', 0.6, 1), ('AutoContrast', 0.7, 8)],
+     [('Equalize', 0.2, 0), ('AutoContrast', 0.1, 2)],
+     [('Equalize', 0.6, 9), ('Equalize', 0.4, 4)]],
+]
+
+
+def policy_cifar10_released():
+  """Returns the CIFAR-10 policy of the released AutoAugment training code.
+
+  That code (`good_policies()`) concatenates the best policies of three
+  searches: 4, 7 and 8 policies of five sub-policies each.
+
+  Returns:
+    A list of 95 sub-policies, each a list of two
+    `(op_name, probability, level)` tuples with levels in 0..9.
+  """
+  searches = (_RELEASED_SEARCH_0, _RELEASED_SEARCH_1, _RELEASED_SEARCH_2)
+  return [list(subpolicy) for search in searches for policy in search
+          for subpolicy in policy]
 
 
 # The stateless seed of the `distort_image_with_autoaugment` call being built,
@@ -202,20 +336,43 @@ def cutout(image, pad_size, replace=0):
   """Applies Cutout (arXiv:1708.04552) at a uniformly random centre.
 
   Args:
-    image: A uint8 HxWx3 image.
+    image: An HxWx3 image, uint8 or float.
     pad_size: Half the side of the square, which is clipped at the borders.
-    replace: The fill value, a scalar or one value per channel.
+    replace: The fill value, a scalar or one value per channel, cast to the
+      image's dtype.
 
   Returns:
     The image with the square set to `replace`.
   """
+  image = tf.convert_to_tensor(image)
   shape = tf.shape(image)
   center_y = _uniform(maxval=shape[0], dtype=tf.int32)
   center_x = _uniform(maxval=shape[1], dtype=tf.int32)
   rows = _in_range(shape[0], center_y - pad_size, center_y + pad_size)
   cols = _in_range(shape[1], center_x - pad_size, center_x + pad_size)
   inside = rows[:, tf.newaxis, tf.newaxis] & cols[tf.newaxis, :, tf.newaxis]
-  return tf.where(inside, tf.cast(replace, tf.uint8), image)
+  return tf.where(inside, tf.cast(replace, image.dtype), image)
+
+
+def random_cutout(image, size, replace, seed=None):
+  """Cutout of a `size` x `size` square, as the AutoAugment CIFAR pipeline's last step.
+
+  The centre is uniform over the image and the square is clipped at the
+  borders, as in that pipeline's `cutout_numpy` (which fills half-sides of
+  size // 2, so an odd `size` cuts a square one pixel smaller).
+
+  Args:
+    image: An HxWx3 image, uint8 or float.
+    size: The side of the square in pixels.
+    replace: The fill value, a scalar or one value per channel.
+    seed: None for a stateful draw, or a shape-[2] integer tensor: then the
+      centre is a stateless function of `seed` alone.
+
+  Returns:
+    The image with the square set to `replace`.
+  """
+  with _stateless_draws(seed):
+    return cutout(image, size // 2, replace)
 
 
 def solarize(image, threshold=128):
@@ -534,39 +691,64 @@ _POLICIES = {
         policy_v0, functools.partial(level_to_arg, IMAGENET_HPARAMS),
         _IMAGENET_FILL),
     'cifar10': _PolicySpec(policy_cifar10, cifar10_level_to_arg, _CIFAR10_FILL),
+    'cifar10_released': _PolicySpec(
+        policy_cifar10_released, cifar10_level_to_arg, _CIFAR10_FILL),
 }
 
 
-def _apply_with_prob(image, step, op_args, replace):
-  """Applies one `(op_name, probability, level)` step with its probability."""
-  name, prob, level = step
-
-  def augment():
-    args = op_args[name](level)
-    if name in _FILL_OPS:
-      args += (replace,)
-    return NAME_TO_FUNC[name](image, *args)
-
-  return tf.cond(_uniform() < prob, augment, lambda: image)
+# Ops that ignore their level, so one branch serves all their levels.
+_LEVELLESS_OPS = frozenset(['AutoContrast', 'Equalize', 'Invert'])
 
 
-def _apply_subpolicy(image, subpolicy, op_args, replace):
-  """Applies the steps of one sub-policy in order."""
-  for step in subpolicy:
-    image = _apply_with_prob(image, step, op_args, replace)
-  return image
+def _apply_op(image, name, level, op_args, replace):
+  """Applies the op `name` at `level` (no probability: that is the caller's)."""
+  args = op_args[name](level)
+  if name in _FILL_OPS:
+    args += (replace,)
+  return NAME_TO_FUNC[name](image, *args)
+
+
+def _apply_position(image, steps, index, op_args, replace):
+  """Applies, with its probability, step `steps[index]` of the chosen sub-policy.
+
+  `steps` holds the step at one position (first or second) of every
+  sub-policy. Steps with the same op and level share one branch of a
+  `tf.switch_case`, which keeps the graph, and its build time, small: the
+  released CIFAR-10 list has 190 steps but 81 distinct ones.
+
+  Args:
+    image: The uint8 image.
+    steps: One `(op_name, probability, level)` step per sub-policy.
+    index: The chosen sub-policy, an int32 scalar tensor.
+    op_args: The policy's map from op name to level -> op args.
+    replace: The policy's fill value.
+
+  Returns:
+    The image after that step.
+  """
+  keys = [(name, None if name in _LEVELLESS_OPS else level)
+          for name, _, level in steps]
+  distinct = list(dict.fromkeys(keys))
+  branch = tf.gather([distinct.index(key) for key in keys], index)
+  prob = tf.gather([prob for _, prob, _ in steps], index)
+  branches = [functools.partial(_apply_op, image, name, level, op_args, replace)
+              for name, level in distinct]
+  return tf.cond(_uniform() < prob, lambda: tf.switch_case(branch, branches),
+                 lambda: image)
 
 
 def distort_image_with_autoaugment(image, augmentation_name, seed=None):
   """Applies one uniformly chosen sub-policy of an AutoAugment policy.
 
   Each step of the chosen sub-policy is then applied with its probability.
-  One `tf.switch_case` replaces the reference's chain of `tf.cond`s; the
-  distribution is the same.
+  The reference's chain of `tf.cond`s over whole sub-policies becomes, for
+  each step position, one `tf.cond` on the step's probability around one
+  `tf.switch_case` over the distinct steps; the distribution is the same.
 
   Args:
     image: A uint8 HxWx3 image tensor of static or dynamic size.
-    augmentation_name: 'v0' (ImageNet) or 'cifar10'.
+    augmentation_name: 'v0' (ImageNet), 'cifar10' (the paper's 25 CIFAR-10
+      sub-policies) or 'cifar10_released' (the released code's 95).
     seed: None for stateful random ops, or a shape-[2] integer tensor: then
       every random choice is stateless, a function of `seed` alone.
 
@@ -580,12 +762,12 @@ def distort_image_with_autoaugment(image, augmentation_name, seed=None):
     raise ValueError('Invalid augmentation_name {!r}; expected one of {}.'
                      .format(augmentation_name, sorted(_POLICIES)))
   spec = _POLICIES[augmentation_name]
+  subpolicies = spec.subpolicies()
   image = tf.convert_to_tensor(image)
+  augmented = image
   with _stateless_draws(seed):
     op_args = spec.level_to_arg()
-    branches = [
-        functools.partial(_apply_subpolicy, image, subpolicy, op_args, spec.fill)
-        for subpolicy in spec.subpolicies()]
-    index = _uniform(maxval=len(branches), dtype=tf.int32)
-    augmented = tf.switch_case(index, branches)
+    index = _uniform(maxval=len(subpolicies), dtype=tf.int32)
+    for steps in zip(*subpolicies):
+      augmented = _apply_position(augmented, steps, index, op_args, spec.fill)
   return tf.ensure_shape(augmented, image.shape)

@@ -4,9 +4,10 @@ import os
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '3')
 
 import numpy as np  # pylint: disable=g-import-not-at-top
+from PIL import Image
+from PIL import ImageOps
 import pytest
 import tensorflow as tf
-from PIL import Image, ImageOps
 
 from resnet_ceb import autoaugment as aa
 
@@ -207,17 +208,54 @@ def test_cutout_larger_than_image_fills_everything():
   np.testing.assert_array_equal(out, 0)
 
 
-@pytest.mark.parametrize('policy, max_level, op_args', [
-    (aa.policy_v0(), 10, aa.level_to_arg(aa.IMAGENET_HPARAMS)),
-    (aa.policy_cifar10(), 9, aa.cifar10_level_to_arg()),
+@pytest.mark.parametrize('policy, size, max_level, op_args', [
+    (aa.policy_v0(), 25, 10, aa.level_to_arg(aa.IMAGENET_HPARAMS)),
+    (aa.policy_cifar10(), 25, 9, aa.cifar10_level_to_arg()),
+    (aa.policy_cifar10_released(), 95, 9, aa.cifar10_level_to_arg()),
 ])
-def test_policies_are_25_pairs_of_known_ops(policy, max_level, op_args):
-  assert len(policy) == 25
+def test_policies_are_pairs_of_known_ops(policy, size, max_level, op_args):
+  assert len(policy) == size
   for subpolicy in policy:
     assert len(subpolicy) == 2
     for name, prob, level in subpolicy:
       assert name in aa.NAME_TO_FUNC and name in op_args
       assert 0.0 <= prob <= 1.0 and 0 <= level <= max_level
+
+
+def test_released_list_holds_20_of_the_papers_25():
+  """Of the paper's five policies of five, all but the fourth (15-19) are released."""
+  released = aa.policy_cifar10_released()
+  paper = aa.policy_cifar10()
+  missing = [i for i, subpolicy in enumerate(paper) if subpolicy not in released]
+  assert missing == [15, 16, 17, 18, 19]
+  # Policies of five: the released list starts with the paper's first and
+  # repeats its last as its second.
+  assert released[:5] == paper[:5] and released[5:10] == paper[20:]
+  assert sum(op == 'Cutout' for sub in released for op, _, _ in sub) == 3
+
+
+def test_random_cutout_fills_a_seeded_square_of_a_float_image():
+  image = np.full((32, 32, 3), 7.0, np.float32)
+  fill = (0.5, 1.5, 2.5)
+  outs = [aa.random_cutout(image, 16, fill, seed=tf.constant([s, 3])).numpy()
+          for s in (0, 0, 1, 2, 3, 4)]
+  np.testing.assert_array_equal(outs[0], outs[1])
+  assert any(not np.array_equal(outs[0], out) for out in outs[2:])
+  for out in outs:
+    filled = np.all(out == fill, axis=-1)
+    assert out.dtype == np.float32 and filled.any()
+    np.testing.assert_array_equal(out[~filled], 7.0)
+    rows, cols = np.nonzero(filled.any(axis=1))[0], np.nonzero(filled.any(axis=0))[0]
+    assert filled.sum() == len(rows) * len(cols) and max(len(rows), len(cols)) <= 16
+
+
+def test_random_cutout_of_odd_size_cuts_the_smaller_even_square():
+  image = np.zeros((64, 64, 3), np.uint8)
+  sides = set()
+  for s in range(12):
+    filled = aa.random_cutout(image, 7, 9, seed=tf.constant([s, 0])).numpy()[..., 0] == 9
+    sides.add(int(filled.any(axis=1).sum()))
+  assert max(sides) == 6
 
 
 def _magnitudes(op_args, level):
@@ -257,22 +295,40 @@ def _augment_dataset(images, name, shape):
   return list(dataset)
 
 
-@pytest.mark.parametrize('name', ['v0', 'cifar10'])
+@pytest.mark.parametrize('name', ['v0', 'cifar10', 'cifar10_released'])
 def test_every_step_of_a_policy_runs_in_graph_mode(name):
   # pylint: disable=protected-access
   spec = aa._POLICIES[name]
   op_args = spec.level_to_arg()
-  steps = [[(op, 1.0, level)] for subpolicy in spec.subpolicies()
-           for op, _, level in subpolicy]
+  steps = {(op, level) for subpolicy in spec.subpolicies() for op, _, level in subpolicy}
 
   @tf.function(input_signature=[tf.TensorSpec([None, None, 3], tf.uint8)])
   def apply_all(image):
-    return [aa._apply_subpolicy(image, step, op_args, spec.fill)
-            for step in steps]
+    return [aa._apply_op(image, op, level, op_args, spec.fill) for op, level in steps]
 
   image = _random_image(20, 28)
   for out in apply_all(tf.constant(image)):
     assert out.shape == image.shape and out.dtype == tf.uint8
+
+
+def test_each_step_applies_its_own_op_with_its_probability():
+  """Steps shared by sub-policies share a branch, yet each keeps its probability."""
+  image = tf.constant(_random_image(8, 8))
+  policy = [[('Invert', 1.0, 3), ('Invert', 0.0, 0)],
+            [('Invert', 0.0, 5), ('Solarize', 1.0, 9)]]
+  outs = {}
+  for s in range(12):
+    with aa._stateless_draws(tf.constant([s, 1])):  # pylint: disable=protected-access
+      index = aa._uniform(maxval=2, dtype=tf.int32)  # pylint: disable=protected-access
+      out = image
+      for steps in zip(*policy):
+        out = aa._apply_position(  # pylint: disable=protected-access
+            out, steps, index, aa.cifar10_level_to_arg(), FILL)
+    outs[int(index)] = out.numpy()
+  pixels = image.numpy()
+  np.testing.assert_array_equal(outs[0], 255 - pixels)  # Invert, then nothing.
+  # No Invert, then Solarize at threshold 256 - int(9 * 256 / 10) = 26.
+  np.testing.assert_array_equal(outs[1], np.where(pixels < 26, pixels, 255 - pixels))
 
 
 @pytest.mark.parametrize('name', ['v0', 'cifar10'])

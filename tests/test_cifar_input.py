@@ -15,7 +15,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from resnet_ceb import autoaugment
 from wrn_cifar import cifar_input
+from wrn_cifar import wrn_model
 
 # Images per batch file of the small generated distributions.
 TRAIN_SIZES = (7, 3, 5, 1, 2)
@@ -44,7 +46,7 @@ def _write_pickle(path, batch):
 
 def _write_python_batch(path, images, labels, str_keys=False):
   """Writes a batch like the official pickles: bytes keys, list labels."""
-  batch = {b'batch_label': b'generated', b'labels': [int(l) for l in labels],
+  batch = {b'batch_label': b'generated', b'labels': [int(label) for label in labels],
            b'data': _planar_rows(images),
            b'filenames': [b'img_%d.png' % i for i in range(len(images))]}
   if str_keys:
@@ -330,7 +332,7 @@ def test_train_epoch_is_a_shuffled_permutation():
     batches = _batches(input_fn, start + 3, batch_size=4)[start:]
     found = [(int(img.max()) - 10) // 20 for b in batches for img in b[0]]
     assert sorted(found) == list(range(num))
-    assert [l for b in batches for l in b[1]] == [i % 10 for i in found]
+    assert [label for b in batches for label in b[1]] == [i % 10 for i in found]
     epochs.append(found)
   assert epochs[0] != list(range(num)) or epochs[1] != list(range(num))
 
@@ -386,9 +388,10 @@ def test_unknown_augment_names_the_flag():
 
 
 def test_autoaugment_pipeline():
-  """Same seed, so only the policy differs from the plain pipeline's batches."""
+  """Same seed and no Cutout, so only the policy differs from the plain pipeline's batches."""
   images, labels = cifar_input.fake_cifar10(8)
-  runs = {augment: _batches(cifar_input.build_input_fn(images, labels, True, augment, seed=0),
+  runs = {augment: _batches(cifar_input.build_input_fn(images, labels, True, augment, seed=0,
+                                                       cutout_size=0),
                             3, batch_size=4)
           for augment in ('autoaugment', 'none')}
   changed = 0
@@ -399,6 +402,101 @@ def test_autoaugment_pipeline():
     np.testing.assert_array_equal(augmented_labels, plain_labels)
     changed += sum(not np.array_equal(a, p) for a, p in zip(augmented, plain))
   assert changed > 0
+
+
+# The colour Cutout fills with: the model's mean, which no integer pixel equals.
+CUTOUT_FILL = np.array(wrn_model.CIFAR_MEAN_RGB, np.float32)
+
+
+def _train_images(images, labels, num_batches, augment='autoaugment', **kwargs):
+  """The first num_batches * len(images) training images of a pipeline, in stream order."""
+  input_fn = cifar_input.build_input_fn(images, labels, True, augment, **kwargs)
+  batches = _batches(input_fn, num_batches, batch_size=len(images))
+  return np.concatenate([batch[0] for batch in batches])
+
+
+def _fill_mask(image):
+  return np.all(image == CUTOUT_FILL, axis=-1)
+
+
+@pytest.fixture(scope='module')
+def cutout_runs():
+  """40 training images with and without Cutout, all else equal (seed 0, paper25)."""
+  images, labels = cifar_input.fake_cifar10(8, seed=3)
+  return {name: _train_images(images, labels, 5, seed=0, autoaugment_policy='paper25',
+                              cutout_size=size)
+          for name, size in (('cut', 16), ('uncut', 0))}
+
+
+def test_cutout_is_a_16x16_square_clipped_at_the_borders(cutout_runs):
+  sides = []
+  for with_cutout, without in zip(cutout_runs['cut'], cutout_runs['uncut']):
+    filled = _fill_mask(with_cutout)
+    rows, cols = np.nonzero(filled.any(axis=1))[0], np.nonzero(filled.any(axis=0))[0]
+    top, bottom, left, right = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
+    assert filled.sum() == (bottom - top) * (right - left)  # One filled rectangle...
+    np.testing.assert_array_equal(with_cutout[~filled], without[~filled])  # ...only.
+    height, width = bottom - top, right - left
+    assert 8 <= height <= 16 and 8 <= width <= 16
+    assert height == 16 or top == 0 or bottom == 32  # Smaller only where clipped.
+    assert width == 16 or left == 0 or right == 32
+    sides.append((height, width))
+  assert (16, 16) in sides and any(side != (16, 16) for side in sides)
+
+
+def test_cutout_is_the_last_step_after_crop_and_flip(cutout_runs):
+  """Each image is exactly Cutout applied to the cropped, flipped, policy-augmented one.
+
+  With seed 0 the k-th example of the stream has seed k, and Cutout draws its
+  centre from (k, 3); Cutout anywhere earlier would be shifted by the crop or
+  mirrored by the flip, and the images would differ.
+  """
+  for k, (with_cutout, without) in enumerate(zip(cutout_runs['cut'], cutout_runs['uncut'])):
+    expected = autoaugment.random_cutout(without, 16, wrn_model.CIFAR_MEAN_RGB,
+                                         seed=tf.constant([k, 3], tf.int64))
+    np.testing.assert_array_equal(with_cutout, expected.numpy())
+
+
+def test_cutout_is_seeded_like_the_rest_of_the_stream(cutout_runs):
+  images, labels = cifar_input.fake_cifar10(8, seed=3)
+  again, other = (_train_images(images, labels, 5, seed=seed, autoaugment_policy='paper25')
+                  for seed in (0, 1))
+  np.testing.assert_array_equal(again, cutout_runs['cut'])
+  masks = [[_fill_mask(image) for image in run] for run in (again, other)]
+  assert any(not np.array_equal(a, b) for a, b in zip(*masks))
+
+
+def test_cutout_is_on_with_autoaugment_only_and_can_be_turned_off(cutout_runs):
+  images, labels = cifar_input.fake_cifar10(8, seed=2)
+  unseeded = _train_images(images, labels, 2, autoaugment_policy='paper25')
+  plain = _train_images(images, labels, 2, 'none', seed=0)
+  for run, cut in ((cutout_runs['cut'], True), (unseeded, True),
+                   (cutout_runs['uncut'], False), (plain, False)):
+    counts = [_fill_mask(image).sum() for image in run]
+    if cut:
+      assert min(counts) >= 64  # At least an 8x8 corner of the square in every image.
+    else:
+      assert max(counts) == 0
+
+
+def test_autoaugment_policy_choice_reaches_the_pipeline(cutout_runs):
+  """The default, 'released', draws from other sub-policies than 'paper25'."""
+  images, labels = cifar_input.fake_cifar10(8, seed=3)
+  released = _train_images(images, labels, 5, seed=0, cutout_size=0)
+  assert not np.array_equal(released, cutout_runs['uncut'])
+
+
+@pytest.mark.parametrize('kwargs, flag', [
+    ({'cutout_size': 15}, '--cutout_size'),
+    ({'cutout_size': -2}, '--cutout_size'),
+    ({'cutout_size': 34}, '--cutout_size'),
+    ({'cutout_size': True}, '--cutout_size'),
+    ({'autoaugment_policy': 'cifar10'}, '--autoaugment_policy'),
+])
+def test_bad_augmentation_arguments_name_the_flag(kwargs, flag):
+  images, labels = cifar_input.fake_cifar10(2)
+  with pytest.raises(ValueError, match=flag):
+    cifar_input.build_input_fn(images, labels, True, 'autoaugment', **kwargs)
 
 
 def test_graph_mode_keeps_the_arrays_out_of_the_graph():
@@ -425,6 +523,6 @@ def test_real_cifar10_subset():
   for split, count in (('train', 8336), ('test', 1017)):
     images, labels = cifar_input.load_cifar10(data_dir, split)
     assert images.shape == (count, 32, 32, 3) and images.dtype == np.uint8
-    expected = [l for s in stems[split] for l in all_labels[s][:REAL_SIZES[s]]]
+    expected = [label for s in stems[split] for label in all_labels[s][:REAL_SIZES[s]]]
     assert labels.tolist() == expected
     assert 50 < images.mean() < 200  # Real photos, not blank or noise-free.

@@ -11,6 +11,7 @@ Images come from one of three sources, picked by `load_dataset`:
 `input_fn(params)`. Images stay in pixel units [0, 255]: the model normalizes
 internally so that PGD attacks can work on raw pixels.
 """
+import collections
 import functools
 import os
 import pickle
@@ -22,6 +23,7 @@ import tensorflow as tf
 import tensorflow_datasets as tfds
 
 from resnet_ceb import autoaugment
+from wrn_cifar import wrn_model
 
 IMAGE_SIZE = 32
 NUM_CHANNELS = 3
@@ -30,6 +32,17 @@ PIXELS_PER_IMAGE = IMAGE_SIZE * IMAGE_SIZE * NUM_CHANNELS  # 3072
 BINARY_RECORD_BYTES = 1 + PIXELS_PER_IMAGE  # One label byte, then the pixels.
 PAD_PIXELS = 4
 AUGMENTS = ('none', 'autoaugment')
+# The --autoaugment_policy values and the resnet_ceb.autoaugment policy each
+# names: the released training code's 95 sub-policies (the default; see
+# docs/FIDELITY.md) or the 25 the AutoAugment paper prints.
+AUTOAUGMENT_POLICIES = {'released': 'cifar10_released', 'paper25': 'cifar10'}
+DEFAULT_AUTOAUGMENT_POLICY = 'released'
+# Side of the Cutout square that ends the AutoAugment pipeline (0: none).
+CUTOUT_SIZE = 16
+
+# How build_input_fn augments training images.
+_TrainAugment = collections.namedtuple('_TrainAugment',
+                                       ['augment', 'policy', 'cutout_size'])
 # Spacing of the per-example seeds of different --seed values (2^40 examples).
 _SEED_STRIDE = 2**40
 SPLITS = ('train', 'test')
@@ -337,28 +350,51 @@ def in_memory_dataset(images, labels):
   return _in_memory_arrays(images, labels).unbatch()
 
 
-def _autoaugment(image, seed=None):
-  """Applies the AutoAugment CIFAR-10 policy to a uint8 image (stateless if seeded)."""
-  image = autoaugment.distort_image_with_autoaugment(image, 'cifar10', seed=seed)
+def _autoaugment(image, policy, seed=None):
+  """Applies an AutoAugment CIFAR-10 policy to a uint8 image (stateless if seeded)."""
+  image = autoaugment.distort_image_with_autoaugment(
+      image, AUTOAUGMENT_POLICIES[policy], seed=seed)
   return tf.ensure_shape(image, [IMAGE_SIZE, IMAGE_SIZE, NUM_CHANNELS])
 
 
-def _augment_train(augment, example, seed, stateless_autoaugment=False):
-  """Augments one training example: [AutoAugment,] pad-and-crop, then flip.
+def _cutout(image, size, seed):
+  """Cutout of a size x size square, filled with the colour the model maps to 0.
 
-  Crop and flip are stateless, driven by the per-example int64 `seed`;
-  AutoAugment too when `stateless_autoaugment`, so the pipeline repeats exactly.
+  The original pipeline zeroed the square after mean/std normalisation, so
+  the network saw zeros there. Images here stay in pixels and the model
+  normalizes with wrn_model.CIFAR_MEAN_RGB (the same per-channel mean), so
+  the float square holds that mean and the network again sees exact zeros.
+  """
+  return autoaugment.random_cutout(image, size, wrn_model.CIFAR_MEAN_RGB, seed)
+
+
+def _augment_train(options, example, seed, stateless_autoaugment=False):
+  """Augments one training example in the order of the AutoAugment CIFAR code.
+
+  With options.augment 'autoaugment': the policy, zero-pad-by-4 random crop,
+  flip, then Cutout (unless options.cutout_size is 0); with 'none' only the
+  crop and flip. Crop, flip and Cutout are stateless, driven by the
+  per-example int64 `seed`; the policy too when `stateless_autoaugment`, so
+  the pipeline repeats exactly.
+
+  Returns:
+    (float32 image in pixel units, label).
   """
   image, label = example
-  if augment == 'autoaugment':
-    image = _autoaugment(image, tf.stack([seed, 2]) if stateless_autoaugment else None)
+  autoaugmented = options.augment == 'autoaugment'
+  if autoaugmented:
+    image = _autoaugment(image, options.policy,
+                         tf.stack([seed, 2]) if stateless_autoaugment else None)
   padding = [[PAD_PIXELS, PAD_PIXELS], [PAD_PIXELS, PAD_PIXELS], [0, 0]]
   image = tf.pad(image, padding)
   image = tf.image.stateless_random_crop(
       image, [IMAGE_SIZE, IMAGE_SIZE, NUM_CHANNELS], seed=tf.stack([seed, 0]))
   image = tf.image.stateless_random_flip_left_right(image,
                                                      seed=tf.stack([seed, 1]))
-  return tf.cast(image, tf.float32), label
+  image = tf.cast(image, tf.float32)
+  if autoaugmented and options.cutout_size:
+    image = _cutout(image, options.cutout_size, tf.stack([seed, 3]))
+  return image, label
 
 
 def _epoch_examples(seed, num_examples, arrays, epoch):
@@ -399,10 +435,23 @@ def _to_float(image, label):
   return tf.cast(image, tf.float32), label
 
 
-def _check_inputs(images, labels, augment):
-  """Validates the arrays and the --augment value before any graph is built."""
-  if augment not in AUGMENTS:
-    raise ValueError('--augment must be one of %s, got %r' % (AUGMENTS, augment))
+def _check_augment(options):
+  """Validates the augmentation arguments, naming the flags that set them."""
+  if options.augment not in AUGMENTS:
+    raise ValueError('--augment must be one of %s, got %r' % (AUGMENTS, options.augment))
+  if options.policy not in AUTOAUGMENT_POLICIES:
+    raise ValueError('--autoaugment_policy must be one of %s, got %r' %
+                     (sorted(AUTOAUGMENT_POLICIES), options.policy))
+  size = options.cutout_size
+  if (isinstance(size, bool) or not isinstance(size, (int, np.integer))
+      or not 0 <= size <= IMAGE_SIZE or size % 2):
+    raise ValueError('--cutout_size must be 0 (off) or an even number of pixels '
+                     'up to %d, got %r' % (IMAGE_SIZE, size))
+
+
+def _check_inputs(images, labels, options):
+  """Validates the arrays and the augmentation before any graph is built."""
+  _check_augment(options)
   if images.dtype != np.uint8 or images.shape[1:] != (IMAGE_SIZE, IMAGE_SIZE,
                                                       NUM_CHANNELS):
     raise ValueError('images must be uint8 [N, 32, 32, 3], got %s %s' %
@@ -412,16 +461,32 @@ def _check_inputs(images, labels, augment):
                      (len(images), labels.shape))
 
 
-def build_input_fn(images, labels, is_training, augment, seed=None, start_step=0):
+def _train_examples(images, labels, options, seed, start_example):
+  """The augmented training stream: seeded and resumable, or fast and random."""
+  if seed is None:
+    dataset = in_memory_dataset(images, labels).shuffle(len(images)).repeat()
+    # Random per-example seeds still drive the stateless crop, flip and Cutout.
+    dataset = tf.data.Dataset.zip((dataset, tf.data.Dataset.random()))
+    augment_fn = functools.partial(_augment_train, options)
+  else:
+    dataset = _deterministic_train_examples(images, labels, seed, start_example)
+    augment_fn = functools.partial(_augment_train, options,
+                                   stateless_autoaugment=True)
+  return dataset.map(augment_fn, num_parallel_calls=tf.data.AUTOTUNE)
+
+
+def build_input_fn(images, labels, is_training, augment, seed=None, start_step=0,
+                   autoaugment_policy=DEFAULT_AUTOAUGMENT_POLICY,
+                   cutout_size=CUTOUT_SIZE):
   """Builds a TPUEstimator-style input_fn over in-memory CIFAR-10 arrays.
 
-  Training shuffles, repeats forever, then augments each image: with
-  augment='autoaugment' the AutoAugment CIFAR-10 policy is applied to the
-  uint8 image first, before the zero-pad-by-4 random 32x32 crop and the random
-  horizontal flip, the order of the original AutoAugment CIFAR code. Training
-  batches drop the remainder. Evaluation makes one pass in order with no
-  augmentation and keeps the final partial batch unless
-  params['drop_remainder'] is set.
+  Training shuffles, repeats forever, then augments each image. With
+  augment='autoaugment' this is the pipeline of the released AutoAugment
+  CIFAR code: the policy on the uint8 image, the zero-pad-by-4 random 32x32
+  crop, the random horizontal flip, then a 16x16 Cutout; with 'none' only
+  the crop and flip. Training batches drop the remainder. Evaluation makes
+  one pass in order with no augmentation and keeps the final partial batch
+  unless params['drop_remainder'] is set.
 
   Args:
     images: uint8 [N, 32, 32, 3].
@@ -434,16 +499,22 @@ def build_input_fn(images, labels, is_training, augment, seed=None, start_step=0
       (seed, epoch, position), so the stream is the same in every run.
     start_step: with a seed, start the stream at this training step's
       first example (step * batch), to resume exactly after a restart.
+    autoaugment_policy: a key of AUTOAUGMENT_POLICIES: 'released' (the
+      released code's 95 sub-policies) or 'paper25' (the paper's 25).
+    cutout_size: side of the Cutout square of the 'autoaugment' pipeline,
+      an even number of pixels; 0 turns Cutout off.
 
   Returns:
     input_fn(params) returning a tf.data.Dataset of (images float32
     [B, 32, 32, 3] in [0, 255], labels int32 [B]), B = params['batch_size'].
 
   Raises:
-    ValueError: augment is unknown, or the arrays have the wrong shape or type.
+    ValueError: an augmentation argument is unknown or out of range, or the
+      arrays have the wrong shape or type.
   """
   images, labels = np.asarray(images), np.asarray(labels, dtype=np.int32)
-  _check_inputs(images, labels, augment)
+  options = _TrainAugment(augment, autoaugment_policy, cutout_size)
+  _check_inputs(images, labels, options)
 
   def input_fn(params):
     batch_size = params['batch_size']
@@ -453,16 +524,7 @@ def build_input_fn(images, labels, is_training, augment, seed=None, start_step=0
       dataset = dataset.batch(
           batch_size, drop_remainder=bool(params.get('drop_remainder', False)))
       return dataset.prefetch(tf.data.AUTOTUNE)
-    if seed is None:
-      dataset = in_memory_dataset(images, labels).shuffle(len(images)).repeat()
-      dataset = tf.data.Dataset.zip((dataset, tf.data.Dataset.random()))
-      augment_fn = functools.partial(_augment_train, augment)
-    else:
-      dataset = _deterministic_train_examples(images, labels, seed,
-                                              start_step * batch_size)
-      augment_fn = functools.partial(_augment_train, augment,
-                                     stateless_autoaugment=True)
-    dataset = dataset.map(augment_fn, num_parallel_calls=tf.data.AUTOTUNE)
+    dataset = _train_examples(images, labels, options, seed, start_step * batch_size)
     dataset = dataset.batch(batch_size, drop_remainder=True)
     return dataset.prefetch(tf.data.AUTOTUNE)
 
