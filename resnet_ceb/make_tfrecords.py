@@ -3,7 +3,7 @@ r"""Writes ImageNet TFRecords in the layout the TPU ResNet reference reads.
 From a folder of `<wnid>/*.JPEG` (the training release's layout; sort the
 validation images into wnid folders the same way first):
 
-    python -m resnet_ceb.make_tfrecords --image_dir DIR --output_dir OUT \\
+    python -m resnet_ceb.make_tfrecords --image_dir DIR --output_dir OUT \
         --split train --num_shards 1024
 
 writes `OUT/train-00000-of-01024` ... with the reference's features:

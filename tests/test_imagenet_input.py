@@ -1,7 +1,10 @@
 """The ImageNet TFRecord tool, preprocessing and input pipeline, on generated JPEGs."""
 import io
 import os
+import subprocess
+import sys
 
+from conftest import REPO_ROOT
 import numpy as np
 from PIL import Image
 import pytest
@@ -228,3 +231,16 @@ def test_make_tfrecords_rejects_unknown_wnids_and_empty_folders(tmp_path):
   _image_folder(str(tmp_path), 'n99999999', 'a.JPEG', Image.new('RGB', (8, 8)))
   with pytest.raises(ValueError, match='n99999999.*not an ImageNet wnid'):
     make_tfrecords.list_images(str(tmp_path), imagenet_classes.load_wnids())
+
+
+def test_make_tfrecords_command_reports_bad_input_with_exit_2(tmp_path):
+  out = tmp_path / 'records'
+  result = subprocess.run(
+      [sys.executable, '-m', 'resnet_ceb.make_tfrecords',
+       '--image_dir=%s' % (tmp_path / 'nowhere'), '--output_dir=%s' % out],
+      cwd=REPO_ROOT, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL='3'),
+      capture_output=True, text=True, timeout=120)
+  assert result.returncode == 2
+  assert result.stderr.strip().splitlines()[-1] == (
+      'error: --image_dir=%s is not a directory' % (tmp_path / 'nowhere'))
+  assert not out.exists()
