@@ -78,7 +78,7 @@ def check_examples(images, labels):
   mua.require(np.isfinite(images).all() and images.min() >= mua.PIXEL_MIN
               and images.max() <= mua.PIXEL_MAX,
               'images must be pixels in [0, 255], found values in [%g, %g]'
-              % (np.nanmin(images), np.nanmax(images)))
+              % (images.min(), images.max()))
   mua.require(labels.shape == (len(images),) and labels.dtype.kind in 'iu',
               'labels must be integers of shape [N] = [%d], got %s of shape %s'
               % (len(images), labels.dtype, labels.shape))
@@ -136,8 +136,10 @@ def run_audit(logits_fn, images, labels, *, norm, epsilon, attacks=None, seed=0,
   images, labels = check_examples(images, labels)
   _check_settings(logits_fn, norm, epsilon, seed, batch_size, restore_fn)
   specs = audit_attacks.resolve(attacks)
-  with audit_engine.Auditor(logits_fn, images.shape[1:], norm=norm, attacks=specs, seed=seed,
-                            batch_size=batch_size, restore_fn=restore_fn) as auditor:
+  radii = [epsilon, audit_engine.UNBOUNDED_EPSILON[norm]]
+  with audit_engine.Auditor(logits_fn, images.shape[1:], norm=norm, epsilons=radii,
+                            attacks=specs, seed=seed, batch_size=batch_size,
+                            restore_fn=restore_fn) as auditor:
     clean = auditor.clean(images, labels)
     outcome = auditor.audit(clean, epsilon)
     pgd20 = [] if outcome.pgd20_robust is None else [_share(outcome.pgd20_robust)]
@@ -273,7 +275,8 @@ def format_table(summary, evaluation):
 def run(args):
   """Runs the audit the flags describe; returns its summary."""
   model, source, images, labels, epsilons, attacks, result_file = prepare(args)
-  common = dict(norm=args.norm, seed=args.seed, batch_size=args.batch_size)
+  common = dict(norm=args.norm, seed=args.seed, batch_size=args.batch_size,
+                epsilons=epsilons + [audit_engine.UNBOUNDED_EPSILON[args.norm]])
   with contextlib.ExitStack() as stack:
     auditor = stack.enter_context(audit_engine.Auditor(
         model.logits_fn, images.shape[1:], attacks=attacks,

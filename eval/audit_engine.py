@@ -1,8 +1,9 @@
 """The audit's engine: a model in its own graph and session, attacked at any radius.
 
-`Auditor` builds the model once, with every attack but PGD-20 on a fed radius
-(PGD-20, eval.pgd, takes a number, so its ops are built the first time a
-radius is used). `Auditor.audit` runs the sequence at one radius the way
+`Auditor` builds the model and every attack once, before its session starts
+(a graph grown later costs a slow session extension): the attacks but PGD-20
+on a fed radius, PGD-20 (eval.pgd, which takes a number) once per radius the
+auditor is told about. `Auditor.audit` runs the sequence at one radius the way
 AutoAttack's standard version does: the paper's PGD-20 on every clean-correct
 example (its accuracy is the number the paper reports), then each further
 attack on the examples still robust. An attack's output counts only after a
@@ -93,16 +94,16 @@ class Auditor:
       later calls must reuse the variables of the first.
     image_shape: (H, W, C).
     norm: 'linf' or 'l2'.
+    epsilons: every radius the auditor will attack at.
     attacks: specs from eval.audit_attacks.resolve.
     seed: the audit's seed.
     batch_size: examples per session.run.
     restore_fn: `restore_fn(session)` run after variable initialization, or None.
   """
 
-  def __init__(self, logits_fn, image_shape, *, norm, attacks, seed=0, batch_size=256,
-               restore_fn=None):
+  def __init__(self, logits_fn, image_shape, *, norm, epsilons, attacks, seed=0,
+               batch_size=256, restore_fn=None):
     self.norm, self.attacks, self.seed, self.batch_size = norm, attacks, seed, batch_size
-    self._logits_fn = logits_fn
     self.graph = tf.Graph()
     with self.graph.as_default():
       self._x = tf1.placeholder(tf.float32, (None,) + tuple(image_shape), name='images')
@@ -114,12 +115,17 @@ class Auditor:
       self._clean = dict({'logits': model.clean_logits},
                          **{'gradient_' + key: value for key, value in health.items()})
       self._predicted = {'predicted': tf.argmax(model.clean_logits, -1, output_type=tf.int32)}
+      num_variables = len(tf1.global_variables())
       self._ops = {}
       for index, spec in enumerate(attacks):
-        if not isinstance(spec, audit_attacks.Pgd):
-          self._ops[spec.name] = spec.build(logits_fn, self._x, self._labels, norm,
-                                            self._epsilon, self._attack_seed(index))
-      self._num_variables = len(tf1.global_variables())
+        for epsilon in (sorted(set(epsilons)) if isinstance(spec, audit_attacks.Pgd)
+                        else [None]):
+          self._ops[spec.name, epsilon] = spec.build(
+              logits_fn, self._x, self._labels, norm,
+              self._epsilon if epsilon is None else float(epsilon), self._attack_seed(index))
+      mua.require(len(tf1.global_variables()) == num_variables,
+                  'logits_fn made new variables when called again; it must reuse the '
+                  'variables of its first call')
       initializer = tf1.global_variables_initializer()
     self.session = tf1.Session(graph=self.graph)
     self.session.run(initializer)
@@ -141,19 +147,13 @@ class Auditor:
     return tf.random.experimental.stateless_fold_in(self._seed, index)
 
   def _attack_ops(self, index, epsilon):
-    """An attack's ops; PGD-20's are built at the first use of each radius."""
+    """An attack's ops at a radius (PGD-20's: built for that radius)."""
     spec = self.attacks[index]
     if not isinstance(spec, audit_attacks.Pgd):
-      return self._ops[spec.name]
-    key = (spec.name, float(epsilon))
-    if key not in self._ops:
-      with self.graph.as_default():
-        self._ops[key] = spec.build(self._logits_fn, self._x, self._labels, self.norm,
-                                    float(epsilon), self._attack_seed(index))
-        mua.require(len(tf1.global_variables()) == self._num_variables,
-                    'logits_fn made new variables when called again; it must reuse '
-                    'the variables of its first call')
-    return self._ops[key]
+      return self._ops[spec.name, None]
+    mua.require((spec.name, float(epsilon)) in self._ops,
+                'the auditor was built without radius %g' % epsilon)
+    return self._ops[spec.name, float(epsilon)]
 
   def _run(self, fetches, images, labels, epsilon=0.0):
     """Runs `fetches` batch by batch; arrays are concatenated, scalars summed."""
@@ -171,10 +171,10 @@ class Auditor:
     Raises:
       ValueError: a label is not one of the model's classes.
     """
-    out = self._run(self._clean, images, labels)
-    num_classes = out['logits'].shape[1]
+    num_classes = self.session.run(self._clean['logits'], {self._x: images[:1]}).shape[1]
     mua.require(labels.max() < num_classes, 'labels must lie in [0, %d) (the model has %d '
                 'classes), got %d' % (num_classes, num_classes, labels.max()))
+    out = self._run(self._clean, images, labels)
     return Clean(images, labels, np.argmax(out['logits'], 1) == labels,
                  {key: out['gradient_' + key] for key in ('none', 'nonfinite', 'zero')})
 
