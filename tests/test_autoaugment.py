@@ -234,19 +234,25 @@ def test_released_list_holds_20_of_the_papers_25():
   assert sum(op == 'Cutout' for sub in released for op, _, _ in sub) == 3
 
 
-def test_random_cutout_fills_a_seeded_square_of_a_float_image():
+def test_random_cutout_is_a_seeded_16x16_square_clipped_at_the_borders():
   image = np.full((32, 32, 3), 7.0, np.float32)
   fill = (0.5, 1.5, 2.5)
   outs = [aa.random_cutout(image, 16, fill, seed=tf.constant([s, 3])).numpy()
-          for s in (0, 0, 1, 2, 3, 4)]
-  np.testing.assert_array_equal(outs[0], outs[1])
-  assert any(not np.array_equal(outs[0], out) for out in outs[2:])
+          for s in range(40)]
+  np.testing.assert_array_equal(
+      outs[0], aa.random_cutout(image, 16, fill, seed=tf.constant([0, 3])).numpy())
+  sides = set()
   for out in outs:
     filled = np.all(out == fill, axis=-1)
-    assert out.dtype == np.float32 and filled.any()
+    assert out.dtype == np.float32
     np.testing.assert_array_equal(out[~filled], 7.0)
     rows, cols = np.nonzero(filled.any(axis=1))[0], np.nonzero(filled.any(axis=0))[0]
-    assert filled.sum() == len(rows) * len(cols) and max(len(rows), len(cols)) <= 16
+    assert filled.sum() == len(rows) * len(cols)  # One filled rectangle.
+    assert 8 <= len(rows) <= 16 and 8 <= len(cols) <= 16  # The centre is inside.
+    assert len(rows) == 16 or rows[0] == 0 or rows[-1] == 31  # Smaller where clipped.
+    assert len(cols) == 16 or cols[0] == 0 or cols[-1] == 31
+    sides.add((len(rows), len(cols)))
+  assert (16, 16) in sides and len(sides) > 1
 
 
 def test_random_cutout_of_odd_size_cuts_the_smaller_even_square():

@@ -22,6 +22,9 @@ from wrn_cifar import wrn_model
 # Images per batch file of the small generated distributions.
 TRAIN_SIZES = (7, 3, 5, 1, 2)
 TEST_SIZE = 3
+# The colour of the AutoAugment pipeline's padding and Cutout: the model's
+# mean, which no integer pixel equals.
+CUTOUT_FILL = np.array(wrn_model.CIFAR_MEAN_RGB, np.float32)
 # Images per batch file of the real subset, from its README.
 REAL_SIZES = {'data_batch_1': 4000, 'data_batch_2': 1017, 'data_batch_3': 1017,
               'data_batch_4': 1285, 'data_batch_5': 1017, 'test_batch': 1017}
@@ -398,14 +401,11 @@ def test_autoaugment_pipeline():
   for (augmented, augmented_labels), (plain, plain_labels) in zip(*runs.values()):
     assert augmented.shape == (4, 32, 32, 3) and augmented.dtype == np.float32
     assert augmented.min() >= 0 and augmented.max() <= 255
-    np.testing.assert_array_equal(augmented, np.round(augmented))
+    padding = np.all(augmented == CUTOUT_FILL, axis=-1)  # Padded with the mean colour.
+    np.testing.assert_array_equal(augmented[~padding], np.round(augmented[~padding]))
     np.testing.assert_array_equal(augmented_labels, plain_labels)
     changed += sum(not np.array_equal(a, p) for a, p in zip(augmented, plain))
   assert changed > 0
-
-
-# The colour Cutout fills with: the model's mean, which no integer pixel equals.
-CUTOUT_FILL = np.array(wrn_model.CIFAR_MEAN_RGB, np.float32)
 
 
 def _train_images(images, labels, num_batches, augment='autoaugment', **kwargs):
@@ -419,6 +419,14 @@ def _fill_mask(image):
   return np.all(image == CUTOUT_FILL, axis=-1)
 
 
+def _strips(mask):
+  """The pixels of mask in full rows or full columns: the padding's strips.
+
+  Cutout, at most 16 wide, cannot fill a whole row or column of 32 with them.
+  """
+  return mask.all(axis=1)[:, None] | mask.all(axis=0)[None, :]
+
+
 @pytest.fixture(scope='module')
 def cutout_runs():
   """40 training images with and without Cutout, all else equal (seed 0, paper25)."""
@@ -428,20 +436,30 @@ def cutout_runs():
           for name, size in (('cut', 16), ('uncut', 0))}
 
 
+def test_autoaugment_pipeline_pads_with_the_mean_colour(cutout_runs):
+  """The released code padded after normalising; its zeros are the mean colour."""
+  widths = set()
+  for image in cutout_runs['uncut']:
+    filled = _fill_mask(image)
+    np.testing.assert_array_equal(filled, _strips(filled))  # Only padding holds it...
+    rows, cols = filled.all(axis=1), filled.all(axis=0)
+    for strip in (rows, cols):  # ...in one band of at most 4 at an edge.
+      width = strip.sum()
+      assert width <= 4 and (strip[:width].all() or strip[32 - width:].all())
+      widths.add(width)
+  assert max(widths) > 0
+
+
 def test_cutout_is_a_16x16_square_clipped_at_the_borders(cutout_runs):
   sides = []
   for with_cutout, without in zip(cutout_runs['cut'], cutout_runs['uncut']):
-    filled = _fill_mask(with_cutout)
-    rows, cols = np.nonzero(filled.any(axis=1))[0], np.nonzero(filled.any(axis=0))[0]
-    top, bottom, left, right = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
-    assert filled.sum() == (bottom - top) * (right - left)  # One filled rectangle...
-    np.testing.assert_array_equal(with_cutout[~filled], without[~filled])  # ...only.
-    height, width = bottom - top, right - left
-    assert 8 <= height <= 16 and 8 <= width <= 16
-    assert height == 16 or top == 0 or bottom == 32  # Smaller only where clipped.
-    assert width == 16 or left == 0 or right == 32
-    sides.append((height, width))
-  assert (16, 16) in sides and any(side != (16, 16) for side in sides)
+    changed = np.any(with_cutout != without, axis=-1)
+    assert _fill_mask(with_cutout)[changed].all()
+    rows, cols = np.nonzero(changed.any(axis=1))[0], np.nonzero(changed.any(axis=0))[0]
+    height, width = rows[-1] + 1 - rows[0], cols[-1] + 1 - cols[0]
+    assert height <= 16 and width <= 16
+    sides.append((height, width) if changed.sum() == height * width else None)
+  assert (16, 16) in sides and any(side not in ((16, 16), None) for side in sides)
 
 
 def test_cutout_is_the_last_step_after_crop_and_flip(cutout_runs):
@@ -457,6 +475,12 @@ def test_cutout_is_the_last_step_after_crop_and_flip(cutout_runs):
     np.testing.assert_array_equal(with_cutout, expected.numpy())
 
 
+def _cutout_pixels(image):
+  """How many pixels hold the fill outside the padding's strips."""
+  filled = _fill_mask(image)
+  return (filled & ~_strips(filled)).sum()
+
+
 def test_cutout_is_seeded_like_the_rest_of_the_stream(cutout_runs):
   images, labels = cifar_input.fake_cifar10(8, seed=3)
   again, other = (_train_images(images, labels, 5, seed=seed, autoaugment_policy='paper25')
@@ -470,13 +494,11 @@ def test_cutout_is_on_with_autoaugment_only_and_can_be_turned_off(cutout_runs):
   images, labels = cifar_input.fake_cifar10(8, seed=2)
   unseeded = _train_images(images, labels, 2, autoaugment_policy='paper25')
   plain = _train_images(images, labels, 2, 'none', seed=0)
-  for run, cut in ((cutout_runs['cut'], True), (unseeded, True),
-                   (cutout_runs['uncut'], False), (plain, False)):
-    counts = [_fill_mask(image).sum() for image in run]
-    if cut:
-      assert min(counts) >= 64  # At least an 8x8 corner of the square in every image.
-    else:
-      assert max(counts) == 0
+  # An 8x8 corner of the square at least, less a padding strip of at most 4.
+  assert min(_cutout_pixels(image) for image in cutout_runs['cut']) >= 16
+  assert min(_cutout_pixels(image) for image in unseeded) >= 16
+  assert max(_cutout_pixels(image) for image in cutout_runs['uncut']) == 0
+  assert not any(_fill_mask(image).any() for image in plain)
 
 
 def test_autoaugment_policy_choice_reaches_the_pipeline(cutout_runs):

@@ -368,14 +368,25 @@ def _cutout(image, size, seed):
   return autoaugment.random_cutout(image, size, wrn_model.CIFAR_MEAN_RGB, seed)
 
 
+def _pad(image, fill):
+  """Pads a float image by PAD_PIXELS on each side with the per-channel `fill`.
+
+  The AutoAugment pipeline pads with the mean colour: the released code padded
+  with zeros after normalising, as it cut out. The plain pipeline pads black.
+  """
+  padding = [[PAD_PIXELS, PAD_PIXELS], [PAD_PIXELS, PAD_PIXELS], [0, 0]]
+  inside = tf.pad(tf.ones_like(image[:, :, :1], dtype=tf.bool), padding)
+  return tf.where(inside, tf.pad(image, padding), tf.constant(fill, tf.float32))
+
+
 def _augment_train(options, example, seed, stateless_autoaugment=False):
   """Augments one training example in the order of the AutoAugment CIFAR code.
 
-  With options.augment 'autoaugment': the policy, zero-pad-by-4 random crop,
-  flip, then Cutout (unless options.cutout_size is 0); with 'none' only the
-  crop and flip. Crop, flip and Cutout are stateless, driven by the
-  per-example int64 `seed`; the policy too when `stateless_autoaugment`, so
-  the pipeline repeats exactly.
+  With options.augment 'autoaugment': the policy, pad-by-4 (with the mean
+  colour) random crop, flip, then Cutout (unless options.cutout_size is 0);
+  with 'none' only the black-padded crop and the flip. Crop, flip and Cutout
+  are stateless, driven by the per-example int64 `seed`; the policy too when
+  `stateless_autoaugment`, so the pipeline repeats exactly.
 
   Returns:
     (float32 image in pixel units, label).
@@ -385,13 +396,12 @@ def _augment_train(options, example, seed, stateless_autoaugment=False):
   if autoaugmented:
     image = _autoaugment(image, options.policy,
                          tf.stack([seed, 2]) if stateless_autoaugment else None)
-  padding = [[PAD_PIXELS, PAD_PIXELS], [PAD_PIXELS, PAD_PIXELS], [0, 0]]
-  image = tf.pad(image, padding)
+  image = _pad(tf.cast(image, tf.float32),
+               wrn_model.CIFAR_MEAN_RGB if autoaugmented else (0.0, 0.0, 0.0))
   image = tf.image.stateless_random_crop(
       image, [IMAGE_SIZE, IMAGE_SIZE, NUM_CHANNELS], seed=tf.stack([seed, 0]))
   image = tf.image.stateless_random_flip_left_right(image,
                                                      seed=tf.stack([seed, 1]))
-  image = tf.cast(image, tf.float32)
   if autoaugmented and options.cutout_size:
     image = _cutout(image, options.cutout_size, tf.stack([seed, 3]))
   return image, label
@@ -482,11 +492,12 @@ def build_input_fn(images, labels, is_training, augment, seed=None, start_step=0
 
   Training shuffles, repeats forever, then augments each image. With
   augment='autoaugment' this is the pipeline of the released AutoAugment
-  CIFAR code: the policy on the uint8 image, the zero-pad-by-4 random 32x32
-  crop, the random horizontal flip, then a 16x16 Cutout; with 'none' only
-  the crop and flip. Training batches drop the remainder. Evaluation makes
-  one pass in order with no augmentation and keeps the final partial batch
-  unless params['drop_remainder'] is set.
+  CIFAR code: the policy on the uint8 image, the pad-by-4 random 32x32 crop,
+  the random horizontal flip, then a 16x16 Cutout, padding and Cutout filled
+  with the mean colour (the zeros of that code's normalized images); with
+  'none' only the zero-pad (black) crop and the flip. Training batches drop
+  the remainder. Evaluation makes one pass in order with no augmentation and
+  keeps the final partial batch unless params['drop_remainder'] is set.
 
   Args:
     images: uint8 [N, 32, 32, 3].
