@@ -386,7 +386,7 @@ def test_seeded_train_pipeline_repeats():
 
 def test_unknown_augment_names_the_flag():
   images, labels = cifar_input.fake_cifar10(2)
-  with pytest.raises(ValueError, match='--augment'):
+  with pytest.raises(ValueError, match='--augment_name'):
     cifar_input.build_input_fn(images, labels, True, 'randaugment')
 
 

@@ -448,7 +448,7 @@ def _to_float(image, label):
 def _check_augment(options):
   """Validates the augmentation arguments, naming the flags that set them."""
   if options.augment not in AUGMENTS:
-    raise ValueError('--augment must be one of %s, got %r' % (AUGMENTS, options.augment))
+    raise ValueError('--augment_name must be one of %s, got %r' % (AUGMENTS, options.augment))
   if options.policy not in AUTOAUGMENT_POLICIES:
     raise ValueError('--autoaugment_policy must be one of %s, got %r' %
                      (sorted(AUTOAUGMENT_POLICIES), options.policy))
@@ -503,7 +503,7 @@ def build_input_fn(images, labels, is_training, augment, seed=None, start_step=0
     images: uint8 [N, 32, 32, 3].
     labels: int32 [N].
     is_training: whether to build the training pipeline.
-    augment: 'none' or 'autoaugment' (the --augment flag); only used in
+    augment: 'none' or 'autoaugment' (the --augment_name flag); only used in
       training.
     seed: None: fast, non-repeatable training input. An int: the order of
       every epoch and every example's augmentation are stateless functions of
