@@ -134,24 +134,23 @@ class _Run:
         witness=_where(tf.logical_and(wrong, tf.logical_not(state.fooled)), x, state.witness),
         fooled=tf.logical_or(state.fooled, wrong),
         broken=tf.logical_or(state.broken, broken))
-    return self.revisit_step_size(state)
+    return tf.cond(self.is_check[state.step], lambda: self.revisit_step_size(state),
+                   lambda: state)
 
   def revisit_step_size(self, state):
     """At a checkpoint: halve eta and restart from the best point where a condition holds."""
-    is_check, span = self.is_check[state.step], self.span[state.step]
-    too_few = state.increases < INCREASE_SHARE * span
+    too_few = state.increases < INCREASE_SHARE * self.span[state.step]
     stalled = tf.logical_and(tf.logical_not(state.halved),
                              tf.equal(state.best_loss, state.checked_loss))
-    halve = tf.logical_and(is_check, tf.logical_or(too_few, stalled))
+    halve = tf.logical_or(too_few, stalled)
     return state._replace(
         step_size=tf.where(halve, 0.5 * state.step_size, state.step_size),
         x=_where(halve, state.best, state.x),
         previous=_where(halve, state.best, state.previous),
         gradient=_where(halve, state.best_gradient, state.gradient),
         loss=tf.where(halve, state.best_loss, state.loss),
-        increases=tf.where(is_check, tf.zeros_like(state.increases), state.increases),
-        checked_loss=tf.where(is_check, state.best_loss, state.checked_loss),
-        halved=tf.where(is_check, halve, state.halved))
+        increases=tf.zeros_like(state.increases), checked_loss=state.best_loss,
+        halved=halve)
 
   def outcome(self, seed):
     """All steps from a seeded random start, in one while_loop."""

@@ -1,0 +1,205 @@
+"""What the robustness audit's ascending sweep saves, and what APGD costs per pass.
+
+On one small BN-free WRN (CEB head, eval mode; randomly initialized unless
+--model_dir names a trained one), the Figure 1-2 sweep (L-inf eps 1..32, L2
+eps 16..1024) runs two ways in one process, in one graph and session
+(eval.audit_engine.Auditor), so machine noise hits both alike:
+
+(a) audit:      ascending radii; at each, the attacks in sequence on the
+                examples still robust, examples fooled at a smaller radius
+                carried up (eval.audit_sweep.ascending);
+(b) everything: every attack on every example at every radius; an example is
+                robust iff clean-correct and no attack fooled it.
+
+Both count per-example forward+backward passes and forward-only passes (the
+attacks' own counts, plus one forward per checked output) and wall seconds.
+Printed per norm: each way's accuracy per radius, passes and seconds, the
+ratios (b)/(a), and whether (a) ever reports a higher accuracy than (b).
+Labels are the model's clean predictions, so every example starts correct
+(a random network would otherwise get a tenth right).
+
+Last: APGD-100 (one L-inf run) against 100 bare forward-backward passes in a
+while_loop on the same batch, interleaved over rounds: the median ratio of
+seconds per gradient pass (APGD's own count, so its early stop once every
+example is fooled does not flatter it).
+
+    python -m benchmarks.audit_cost [--num_examples 100 --square_queries 5000 ...]
+"""
+import argparse
+import os
+import time
+
+os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '3')
+
+import numpy as np  # pylint: disable=g-import-not-at-top
+import tensorflow as tf  # pylint: disable=g-import-not-at-top
+
+from eval import apgd  # pylint: disable=g-import-not-at-top
+from eval import audit  # pylint: disable=g-import-not-at-top
+from eval import audit_attacks  # pylint: disable=g-import-not-at-top
+from eval import audit_engine  # pylint: disable=g-import-not-at-top
+from eval import audit_sweep  # pylint: disable=g-import-not-at-top
+from eval import model_under_attack as mua  # pylint: disable=g-import-not-at-top
+from eval import runner  # pylint: disable=g-import-not-at-top
+from eval import settings  # pylint: disable=g-import-not-at-top
+from wrn_cifar import cifar_input  # pylint: disable=g-import-not-at-top
+from wrn_cifar import wrn_main  # pylint: disable=g-import-not-at-top
+
+tf1 = tf.compat.v1
+
+
+def _model(args):
+  """(logits_fn, restore_fn or None): a trained model, or a random WRN."""
+  if args.model_dir:
+    model = runner.load_model(args.model_dir)
+    return model.logits_fn, audit.restorer(model.checkpoint_path)
+  params = {'depth': args.depth, 'width': args.width, 'loss': 'ceb', 'num_classes': 10}
+  return wrn_main.eval_logits_fn(params), None
+
+
+def _images(args):
+  """CIFAR-10 test images (--data_dir), else seeded uniform noise."""
+  if args.data_dir:
+    return cifar_input.load_dataset(args.data_dir, 'test')[0][:args.num_examples].astype(
+        np.float32)
+  rng = np.random.RandomState(0)
+  return rng.randint(0, 256, (args.num_examples, 32, 32, 3)).astype(np.float32)
+
+
+def _attacks(args):
+  steps = dict(num_steps=args.apgd_steps)
+  return (audit_attacks.Pgd(), audit_attacks.Apgd('ce', **steps),
+          audit_attacks.Apgd('targeted-dlr', num_targets=args.apgd_targets, **steps),
+          audit_attacks.Square(num_queries=args.square_queries))
+
+
+def _ascending_audit(auditor, clean, epsilons):
+  """(a): accuracies per radius and the attack records."""
+  fooled_at = np.full(len(clean.labels), np.inf)
+  accuracies, records = [], []
+  for _, outcome, _ in audit_sweep.ascending(auditor, clean, epsilons, fooled_at):
+    accuracies.append(float(np.mean(outcome.robust)))
+    records += outcome.records
+  return accuracies, records
+
+
+def _everything(auditor, clean, epsilons):
+  """(b): accuracies per radius and the attack records."""
+  everyone = np.ones(len(clean.labels), bool)
+  accuracies, records = [], []
+  for epsilon in epsilons:
+    fooled = ~everyone
+    for index in range(len(auditor.attacks)):
+      records.append(auditor.attack(index, epsilon, clean, everyone))
+      fooled |= records[-1].fooled
+    accuracies.append(float(np.mean(clean.correct & ~fooled)))
+  return accuracies, records
+
+
+def _timed(run, *args):
+  start = time.perf_counter()
+  accuracies, records = run(*args)
+  return {'accuracy': accuracies, 'seconds': time.perf_counter() - start,
+          'gradient': sum(r.gradient_passes for r in records),
+          'forward': sum(r.forward_passes for r in records)}
+
+
+def _warm_up(auditor, clean, epsilons):
+  """Runs every attack's ops once on one example: first runs pay for graph optimization."""
+  one = np.arange(len(clean.labels)) == 0
+  for epsilon in epsilons:
+    for index in range(len(auditor.attacks)):
+      auditor.attack(index, epsilon, clean, one)
+
+
+def _compare_sweeps(args, logits_fn, restore_fn, images, norm):
+  """Runs (a) and (b) for one norm and prints them."""
+  epsilons = [float(e) for e in settings.EPSILONS[norm] if e > 0]
+  with audit_engine.Auditor(logits_fn, images.shape[1:], norm=norm, epsilons=epsilons,
+                            attacks=_attacks(args), seed=0, batch_size=args.batch_size,
+                            restore_fn=restore_fn) as auditor:
+    labels = auditor.predict(images, np.zeros(len(images), np.int32))
+    clean = auditor.clean(images, labels)
+    _warm_up(auditor, clean, epsilons)
+    ways = {'audit': _timed(_ascending_audit, auditor, clean, epsilons),
+            'everything': _timed(_everything, auditor, clean, epsilons)}
+  print('%s, epsilons %s, %d examples:' % (norm, ' '.join('%g' % e for e in epsilons),
+                                           len(images)))
+  for name, way in ways.items():
+    print('  %-10s accuracy %s  fwd+bwd passes %d  forward passes %d  %.1f s' % (
+        name, ' '.join('%.3f' % a for a in way['accuracy']), way['gradient'], way['forward'],
+        way['seconds']))
+  a, b = ways['audit'], ways['everything']
+  never_higher = all(x <= y for x, y in zip(a['accuracy'], b['accuracy']))
+  print('  everything/audit: fwd+bwd passes %.2f  forward passes %.2f  seconds %.2f  '
+        'audit_never_higher=%s' % (b['gradient'] / max(a['gradient'], 1),
+                                   b['forward'] / max(a['forward'], 1),
+                                   b['seconds'] / a['seconds'], never_higher))
+
+
+def _fwd_bwd_loop(logits_fn, x, labels, num_steps):
+  """num_steps input-gradient passes in one while_loop, nothing else."""
+  def body(i, current):
+    loss = tf.reduce_sum(mua.cross_entropy(tf.cast(logits_fn(current), tf.float32), labels))
+    return i + 1, current + tf.sign(tf.gradients(loss, current)[0])
+
+  return tf.while_loop(lambda i, _: i < num_steps, body, (tf.constant(0), x),
+                       parallel_iterations=1)[1]
+
+
+def _apgd_per_pass(args, logits_fn, restore_fn, images):
+  """Median over rounds of APGD's seconds per pass over the bare loop's."""
+  with tf.Graph().as_default():
+    x = tf1.placeholder(tf.float32, (None,) + images.shape[1:])
+    y = tf1.placeholder(tf.int32, [None])
+    attack = apgd.apgd_attack(logits_fn, x, y, norm='linf', epsilon=args.apgd_epsilon,
+                              num_steps=100)
+    bare = _fwd_bwd_loop(logits_fn, x, y, 100)
+    predicted = tf.argmax(logits_fn(x), -1, output_type=tf.int32)
+    session = tf1.Session()
+    session.run(tf1.global_variables_initializer())
+    if restore_fn:
+      restore_fn(session)
+    batch = images[:args.batch_size]
+    feed = {x: batch, y: session.run(predicted, {x: batch})}
+    session.run([attack, bare], feed)  # Warm-up.
+    ratios = []
+    for _ in range(args.rounds):
+      start = time.perf_counter()
+      passes = session.run(attack, feed)['gradient_passes']
+      middle = time.perf_counter()
+      session.run(bare, feed)
+      end = time.perf_counter()
+      ratios.append(((middle - start) / passes) / ((end - middle) / (100 * len(batch))))
+    session.close()
+  print('apgd100_over_100_fwd_bwd=%.2f (median of %d rounds, per gradient pass)'
+        % (np.median(ratios), args.rounds))
+
+
+def main():
+  """Parses the flags and prints both comparisons."""
+  parser = argparse.ArgumentParser(description=__doc__,
+                                   formatter_class=argparse.RawDescriptionHelpFormatter)
+  add = parser.add_argument
+  add('--depth', type=int, default=10)
+  add('--width', type=int, default=1)
+  add('--model_dir', help='A trained model to use instead of a random WRN.')
+  add('--data_dir', help='CIFAR-10 folder for real test images (default: noise).')
+  add('--num_examples', type=int, default=100)
+  add('--batch_size', type=int, default=100)
+  add('--apgd_steps', type=int, default=100)
+  add('--apgd_targets', type=int, default=9)
+  add('--square_queries', type=int, default=5000)
+  add('--norms', default='linf,l2')
+  add('--apgd_epsilon', type=float, default=1.0, help='Radius of the APGD-100 timing.')
+  add('--rounds', type=int, default=5)
+  args = parser.parse_args()
+  logits_fn, restore_fn = _model(args)
+  images = _images(args)
+  for norm in [name for name in args.norms.split(',') if name]:
+    _compare_sweeps(args, logits_fn, restore_fn, images, norm)
+  _apgd_per_pass(args, logits_fn, restore_fn, images)
+
+
+if __name__ == '__main__':
+  main()
