@@ -24,7 +24,10 @@ code below looks the way it does:
   every other worker save into model_dir/tmp_worker_<index> instead.
 * Graph-mode collectives wait forever for a missing peer. The session's
   operation timeout (--worker_timeout_secs) turns that wait into an error,
-  reported as `PeerTimeoutError`: a task never trains alone.
+  reported as `PeerLostError`: a task never trains alone. A peer that dies
+  mid-run makes the next step fail with UnavailableError instead, which
+  MonitoredSession takes for a preemption: it recreates the session, whose
+  collectives fail again at once, forever. `_OneSessionHook` stops that loop.
 * Each replica's input_fn batch is --train_batch_size / replicas; the Estimator
   scales each replica's loss by 1 / replicas and the all-reduce sums, so the
   update is the mean gradient of the global batch, as on one machine.
@@ -49,8 +52,8 @@ _FORM = ('the form is {"cluster": {"worker": ["host:port", ...]}, '
          '"task": {"type": "worker", "index": i}}, optionally with a "chief" job')
 
 
-class PeerTimeoutError(RuntimeError):
-  """A peer never joined the cluster, or stopped, within --worker_timeout_secs."""
+class PeerLostError(RuntimeError):
+  """A peer never joined the cluster within --worker_timeout_secs, or it stopped."""
 
 
 def define_flags(flag_values):
@@ -224,12 +227,27 @@ def check_flags(cluster, *, mode, use_tpu, num_gpus, train_batch_size,
   replica_batch_size(train_batch_size, cluster)
 
 
+def cluster_for_flags(f, devices=None):
+  """Reads TF_CONFIG and checks it against a trainer's parsed flags `f`.
+
+  Raises:
+    ValueError: naming TF_CONFIG or the flag (see `read_cluster`, `check_flags`).
+  """
+  cluster = read_cluster()
+  check_flags(cluster, mode=f.mode, use_tpu=f.use_tpu, num_gpus=f.num_gpus,
+              train_batch_size=f.train_batch_size,
+              worker_timeout_secs=f.worker_timeout_secs, devices=devices)
+  return cluster
+
+
 def replica_mean(value):
   """The mean of a per-replica scalar over all replicas (itself without a strategy).
 
   Training state derived from the batch (e.g. a running accuracy) then follows
   the global batch, identically on every worker, as on one machine.
   """
+  if not tf.distribute.has_strategy():
+    return value
   return tf.distribute.get_replica_context().all_reduce(
       tf.distribute.ReduceOp.MEAN, value)
 
@@ -298,21 +316,25 @@ class ClusterEstimator:
     `max_steps` is in model_dir, so that every task restores the same one next.
 
     Raises:
-      PeerTimeoutError: a peer did not take part in a step, or the chief's
-        checkpoint did not come, within the timeout.
+      PeerLostError: a peer stopped, or did not take part in a step or the
+        chief's checkpoint did not come within the timeout.
     """
-    train_spec = tf1.estimator.TrainSpec(input_fn, max_steps=max_steps)
+    restart = ("Restart every task with the same command to resume from the chief's "
+               'last checkpoint.')
+    lost = _OneSessionHook(
+        '%s: a peer of the cluster in TF_CONFIG (%s) stopped answering. %s'
+        % (self._cluster.describe(), ', '.join(self._cluster.workers), restart))
+    train_spec = tf1.estimator.TrainSpec(input_fn, max_steps=max_steps, hooks=[lost])
     try:
       # No evaluator task: the EvalSpec is required but unused.
       tf1.estimator.train_and_evaluate(self._estimator, train_spec,
                                        tf1.estimator.EvalSpec(input_fn))
     except tf.errors.DeadlineExceededError:
-      raise PeerTimeoutError(
-          '%s: a training step waited more than --worker_timeout_secs=%d for the '
-          'other tasks of the cluster in TF_CONFIG (%s); one never started or it '
-          'stopped. Restart every task with the same command to resume from the '
-          "chief's last checkpoint." % (self._cluster.describe(), self._timeout_secs,
-                                        ', '.join(self._cluster.workers))) from None
+      raise PeerLostError(
+          '%s: waited more than --worker_timeout_secs=%d for the other tasks of the '
+          'cluster in TF_CONFIG (%s); one never started or it stopped. %s'
+          % (self._cluster.describe(), self._timeout_secs,
+             ', '.join(self._cluster.workers), restart)) from None
     if not self._cluster.is_chief:
       self._wait_for_checkpoint(max_steps)
 
@@ -321,7 +343,7 @@ class ClusterEstimator:
     deadline = time.monotonic() + self._timeout_secs
     while _checkpoint_step(self.model_dir) < step:
       if time.monotonic() > deadline:
-        raise PeerTimeoutError(
+        raise PeerLostError(
             "%s: the chief's checkpoint of step %d did not appear in %s within "
             '--worker_timeout_secs=%d (every task must see the same model_dir)'
             % (self._cluster.describe(), step, self.model_dir, self._timeout_secs))
@@ -338,6 +360,24 @@ class ClusterEstimator:
   def export_saved_model(self, export_dir_base, serving_input_receiver_fn):
     """Exports the latest checkpoint as a SavedModel, on this machine alone."""
     return self._estimator.export_saved_model(export_dir_base, serving_input_receiver_fn)
+
+
+class _OneSessionHook(tf1.train.SessionRunHook):
+  """Fails a training call whose session TensorFlow recreates (a peer was lost).
+
+  A fresh hook per `train` call: its first session is the normal one.
+  """
+
+  def __init__(self, message):
+    self._message = message
+    self._sessions = 0
+
+  def after_create_session(self, session, coord):
+    """Counts sessions; a second one means MonitoredSession is recovering."""
+    del session, coord
+    self._sessions += 1
+    if self._sessions > 1:
+      raise PeerLostError(self._message)
 
 
 def _checkpoint_step(model_dir):

@@ -478,7 +478,7 @@ def run(f, devices=None):
       written to --model_dir), or reading the data failed.
     train_utils.ModelDirError: --model_dir belongs to another run.
     train_utils.NonFiniteLossError: training diverged.
-    distribute.PeerTimeoutError: the cluster in TF_CONFIG lost a task.
+    distribute.PeerLostError: the cluster in TF_CONFIG lost a task.
   """
   validate_flags(f)
   cluster = distribute.cluster_for_flags(f, devices)
@@ -516,7 +516,7 @@ def main(argv, flag_values=FLAGS):
   del argv
   train_utils.setup_logging()
   with errors.exit_on_bad_input(diverged=(train_utils.NonFiniteLossError,
-                                          distribute.PeerTimeoutError)):
+                                          distribute.PeerLostError)):
     run(flag_values)
 
 

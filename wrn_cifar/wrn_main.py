@@ -316,7 +316,7 @@ def main(argv, flag_values=FLAGS):
   del argv
   train_utils.setup_logging()
   with errors.exit_on_bad_input(diverged=(train_utils.NonFiniteLossError,
-                                          distribute.PeerTimeoutError)):
+                                          distribute.PeerLostError)):
     run(flag_values)
 
 
