@@ -184,6 +184,8 @@ class Auditor:
 
   def check(self, x0, candidates, labels, epsilon):
     """Which candidates are witnesses: in the ball and pixel range, misclassified."""
+    if not len(x0):
+      return np.zeros(0, bool)
     delta = (candidates.astype(np.float64) - x0).reshape(len(x0), -1)
     if self.norm == 'linf':
       size, limit = np.abs(delta).max(1, initial=0.0), epsilon + PIXEL_ROUNDING

@@ -129,6 +129,16 @@ def test_a_model_no_radius_can_fool_fails_the_unbounded_check():
   assert 'unbounded_accuracy' in _names(result.flags)
 
 
+def test_an_audit_with_nothing_to_attack_is_no_error():
+  model = fixtures.LinearModel()
+  images, labels, _ = fixtures.clear_cut_examples(model, *LINF, 4, misclassified=0)
+  result = _audit(model, images, (labels + 1) % fixtures.NUM_CLASSES, LINF,
+                  attacks=['pgd20', audit_attacks.Square(num_queries=5)])
+  assert result.per_attack == {'clean': 0.0, 'pgd20': 0.0, 'square': 0.0}
+  np.testing.assert_array_equal(result.adversarial, images)
+  assert not result.robust.any() and result.indicators['unbounded_accuracy'] == 0.0
+
+
 @pytest.mark.parametrize('change, message', [
     (dict(attacks=['fab-t']), 'unknown attack'),
     (dict(attacks='apgd-ce'), 'list'),
