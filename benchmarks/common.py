@@ -7,6 +7,7 @@ medians (of per-round ratios where two contenders are compared).
 import statistics
 import time
 
+import numpy as np
 import tensorflow as tf
 
 tf1 = tf.compat.v1
@@ -42,6 +43,15 @@ def median_images_per_sec(iterators, batch_size, rounds, steps, warmup_steps):
       pull(iterator, warmup_steps)
       rates[name].append(steps * batch_size / pull(iterator, steps))
   return {name: statistics.median(values) for name, values in rates.items()}
+
+
+def clocks():
+  """Wall and process-CPU seconds now, as an array so that differences subtract.
+
+  On a shared machine CPU time is the steadier measure of a contender's own
+  work: other processes stretch wall time but not this process's CPU time.
+  """
+  return np.array([time.perf_counter(), time.process_time()])
 
 
 def paired_rounds(contenders, rounds):

@@ -7,18 +7,26 @@ input, a fixed random batch cached in the input pipeline:
   with wrn_main's arguments for 50000 training images: checkpoints once per
   epoch, summaries and progress every 100 steps, the model_fn's progress and
   non-finite-loss hooks), trained by one `Estimator.train(steps=N)` call per
-  round, as the trainer does between evaluations;
-* raw: the same model_fn's train op run N times by a bare tf.compat.v1.Session.
+  round, as the trainer trains between evaluations;
+* raw: the same model_fn's train op run by a bare tf.compat.v1.Session
+  (benchmarks.common.RawLoop), nothing else.
 
-Rounds alternate between the two. A hook notes when each step ends, which
-splits a train call into its steady state (steps 3..N, summaries and the
-periodic checkpoint included) and its fixed cost (graph build, session
-creation, restore, the checkpoints written at the start and end of every
-call, the first steps' executor builds). Prints examples/sec of each, the
-breakdown, and the ratios estimator/raw: within a call, per call of N steps,
-and projected for the trainer's default call (--epochs_per_eval 10 epochs =
-3900 steps) from the measured fixed cost. The last line is
-`estimator_over_raw_ratio=R` (steady state; goal >= 0.95).
+The two are interleaved finely: a hook pauses each train call every --chunk
+steps to run as many raw steps, so both meet the same moment of a shared
+machine. Within a call the first 2 steps (each builds an executor) are left
+out of the steady state, which keeps everything else the hooks do (progress
+and summaries every 100 steps, the periodic checkpoint). The rest of a
+call's time is its fixed cost: graph build, session creation, restore, the
+graph files and checkpoint written at the start and the checkpoint at the
+end of every call. Wall time is what a user waits; process CPU time is less
+disturbed by other processes on a busy machine, so both are shown.
+
+Prints examples/sec, the estimator/raw ratios (steady state; one call of
+--steps steps; and projected for the trainer's default call, --epochs_per_eval
+10 epochs = 3900 steps at batch 128, from the measured fixed cost), the
+breakdown of the fixed cost and, last,
+`estimator_over_raw_ratio=R estimator_over_raw_cpu_ratio=C` (steady state,
+medians over calls; goal R >= 0.95).
 
     python -m benchmarks.estimator_overhead [--depth 10 --width 1 --batch_size 128 \
         --steps 400 --rounds 3]
@@ -31,6 +39,7 @@ import time
 
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '3')
 
+import numpy as np  # pylint: disable=g-import-not-at-top
 import tensorflow as tf  # pylint: disable=g-import-not-at-top
 
 from benchmarks import common  # pylint: disable=g-import-not-at-top
@@ -46,17 +55,41 @@ NUM_TRAIN_IMAGES = 50000
 WARM_STEPS = 2
 
 
-class _StepClock(tf1.train.SessionRunHook):
-  """Notes when the session is ready and when each step, hooks and all, ends."""
+class _Interleave(tf1.train.SessionRunHook):
+  """Pauses a train call every `chunk` steps to run as many raw steps, timing both.
+
+  Only the steps after the first WARM_STEPS count. Times are common.clocks()
+  arrays (wall, process CPU). The Estimator's exclude the pauses; whatever its
+  hooks do between steps (summaries, the periodic checkpoint) falls in them.
+  """
+
+  def __init__(self, raw, chunk, steps):
+    self._raw = raw
+    self._chunk = chunk
+    self._steps = steps
+    self._step = 0
+    self._pending = 0
+    self.estimator = 0.0
+    self.raw = 0.0
 
   def after_create_session(self, session, coord):
-    """Starts the step clock once the graph is built and the variables restored."""
-    self.ready = time.perf_counter()
-    self.step_ends = []
+    """Notes when the session is ready: graph built, variables restored."""
+    self.ready = common.clocks()
 
   def after_run(self, run_context, run_values):
-    """Records the end of a step."""
-    self.step_ends.append(time.perf_counter())
+    """After every `chunk` counted steps, and the last, runs as many raw steps."""
+    now = common.clocks()
+    self._step += 1
+    if self._step <= WARM_STEPS:
+      self.resumed = now
+      return
+    self._pending += 1
+    if self._pending == self._chunk or self._step == self._steps:
+      self.estimator += now - self.resumed
+      self._raw.run(self._pending)
+      self.resumed = common.clocks()
+      self.raw += self.resumed - now
+      self._pending = 0
 
 
 class _SaveClock(tf1.train.CheckpointSaverListener):
@@ -94,47 +127,66 @@ def trainer_estimator(f, params):
       iterations_per_loop=params['log_every_n_steps'])
 
 
-def _estimator_call(estimator, input_fn, steps):
-  """One timed `train(steps=steps)` call: its total and its parts, in seconds."""
-  clock, saves = _StepClock(), _SaveClock()
-  start = time.perf_counter()
-  estimator.train(input_fn, steps=steps, hooks=[clock], saving_listeners=[saves])
-  end = time.perf_counter()
-  ends = clock.step_ends
-  steady = (ends[-1] - ends[WARM_STEPS - 1]) / (steps - WARM_STEPS)
-  return {'total': end - start, 'steady': steady, 'fixed': end - start - steps * steady,
-          'setup': clock.ready - start, 'tail': end - ends[-1],
+def estimator_call(estimator, input_fn, raw, args):
+  """One `train(steps=N)` call interleaved with N - WARM_STEPS raw steps.
+
+  Returns:
+    dict of per-step times ('raw', 'steady': the Estimator's counted steps)
+    and per-call times ('total': the call without the raw pauses, 'fixed':
+    total minus N steady steps, and its parts 'setup', 'first_steps',
+    'tail'), each a (wall, CPU) array; and the checkpoints written ('saves')
+    and their wall seconds ('save_seconds').
+  """
+  clock, saves = _Interleave(raw, args.chunk, args.steps), _SaveClock()
+  start = common.clocks()
+  estimator.train(input_fn, steps=args.steps, hooks=[clock], saving_listeners=[saves])
+  end = common.clocks()
+  counted = args.steps - WARM_STEPS
+  steady = clock.estimator / counted
+  total = end - start - clock.raw
+  fixed = total - args.steps * steady
+  setup, tail = clock.ready - start, end - clock.resumed
+  return {'raw': clock.raw / counted, 'steady': steady, 'total': total,
+          'fixed': fixed, 'setup': setup, 'tail': tail, 'first_steps': fixed - setup - tail,
           'saves': saves.count, 'save_seconds': saves.seconds}
 
 
-def _median(calls, key):
-  return statistics.median(call[key] for call in calls)
+def _median(calls, key, clock=0):
+  return statistics.median(np.atleast_1d(call[key])[clock] for call in calls)
 
 
-def report(args, raw_times, calls, call_steps):
+def _row(name, batch, step_times, raw_step_times):
+  """A table row: examples/sec, then estimator/raw in wall time and in CPU time."""
+  wall = [raw[0] / est[0] for raw, est in zip(raw_step_times, step_times)]
+  cpu = [raw[1] / est[1] for raw, est in zip(raw_step_times, step_times)]
+  return (name, '%.1f' % (batch / statistics.median(t[0] for t in step_times)),
+          '%.3f (%.3f-%.3f)' % (statistics.median(wall), min(wall), max(wall)),
+          '%.3f' % statistics.median(cpu))
+
+
+def report(args, calls, call_steps):
   """Prints the table of rates and ratios, and the breakdown of a train call."""
   batch, steps = args.batch_size, args.steps
-  raw_step = [t / steps for t in raw_times]
-  steady = [c['steady'] for c in calls]
-  projected = [c['steady'] + c['fixed'] / call_steps for c in calls]
-  print('WRN-%d-%d CEB, batch %d, %d rounds x %d steps per train call'
-        % (args.depth, args.width, batch, args.rounds, steps))
-  common.print_table(('contender', 'examples/sec', 'estimator/raw'), [
-      ('raw Session loop', '%.1f' % (batch / statistics.median(raw_step)), '1'),
-      ('Estimator, steady state', '%.1f' % (batch / statistics.median(steady)),
-       '%.3f' % common.median_ratio(raw_step, steady)),
-      ('Estimator, call of %d steps' % steps,
-       '%.1f' % (batch * steps / _median(calls, 'total')),
-       '%.3f' % common.median_ratio(raw_times, [c['total'] for c in calls])),
-      ('Estimator, call of %d steps (projected)' % call_steps,
-       '%.1f' % (batch / statistics.median(projected)),
-       '%.3f' % common.median_ratio(raw_step, projected))])
-  print('fixed cost per train call %.2fs: graph+session+restore %.2fs, after the '
-        'last step %.2fs, %.1f checkpoint saves of %.2fs each'
-        % (_median(calls, 'fixed'), _median(calls, 'setup'), _median(calls, 'tail'),
-           _median(calls, 'saves'),
-           _median(calls, 'save_seconds') / max(_median(calls, 'saves'), 1)))
-  print('estimator_over_raw_ratio=%.3f' % common.median_ratio(raw_step, steady))
+  raw = [c['raw'] for c in calls]
+  print('WRN-%d-%d CEB, batch %d, %d train calls of %d steps, raw steps in chunks of %d'
+        % (args.depth, args.width, batch, args.rounds, steps, args.chunk))
+  common.print_table(
+      ('contender', 'examples/sec', 'estimator/raw wall (range)', 'estimator/raw CPU'), [
+          _row('raw Session loop', batch, raw, raw),
+          _row('Estimator, steady state', batch, [c['steady'] for c in calls], raw),
+          _row('Estimator, call of %d steps' % steps, batch,
+               [c['total'] / steps for c in calls], raw),
+          _row('Estimator, call of %d steps (projected)' % call_steps, batch,
+               [c['steady'] + c['fixed'] / call_steps for c in calls], raw)])
+  saves = _median(calls, 'saves')
+  print('fixed cost per train call %.2fs: %.2fs before the first step (graph, session, '
+        'restore, graph files, first checkpoint), %.2fs in the first %d steps over the '
+        'steady state, %.2fs after the last; %d checkpoints per call, %.2fs each'
+        % (_median(calls, 'fixed'), _median(calls, 'setup'), _median(calls, 'first_steps'),
+           WARM_STEPS, _median(calls, 'tail'), saves,
+           _median(calls, 'save_seconds') / max(saves, 1)))
+  print('estimator_over_raw_ratio=%.3f estimator_over_raw_cpu_ratio=%.3f' % tuple(
+      statistics.median(c['raw'][i] / c['steady'][i] for c in calls) for i in (0, 1)))
 
 
 def parse_args(argv=None):
@@ -144,12 +196,13 @@ def parse_args(argv=None):
   parser.add_argument('--depth', type=int, default=10)
   parser.add_argument('--width', type=int, default=1)
   parser.add_argument('--batch_size', type=int, default=128)
-  parser.add_argument('--rounds', type=int, default=3)
-  parser.add_argument('--steps', type=int, default=400,
-                      help='steps per round: one train call, or raw steps')
+  parser.add_argument('--rounds', type=int, default=3, help='timed train calls')
+  parser.add_argument('--steps', type=int, default=400, help='steps per train call')
+  parser.add_argument('--chunk', type=int, default=20,
+                      help='Estimator steps between runs of as many raw steps')
   args = parser.parse_args(argv)
-  if args.rounds < 1 or args.steps <= WARM_STEPS:
-    parser.error('--rounds must be positive and --steps above %d' % WARM_STEPS)
+  if args.rounds < 1 or args.chunk < 1 or args.steps <= WARM_STEPS:
+    parser.error('--rounds and --chunk must be positive, --steps above %d' % WARM_STEPS)
   return args
 
 
@@ -165,12 +218,8 @@ def main(argv=None):
     estimator = trainer_estimator(f, params)
     raw.run(WARM_STEPS)
     estimator.train(input_fn, steps=WARM_STEPS)  # The first checkpoint.
-    results = common.paired_rounds({
-        'raw': lambda: raw.run(args.steps),
-        'estimator': lambda: _estimator_call(estimator, input_fn, args.steps)},
-                                   args.rounds)
-  report(args, results['raw'], results['estimator'],
-         f.epochs_per_eval * params['steps_per_epoch'])
+    calls = [estimator_call(estimator, input_fn, raw, args) for _ in range(args.rounds)]
+  report(args, calls, f.epochs_per_eval * params['steps_per_epoch'])
 
 
 if __name__ == '__main__':
