@@ -1,0 +1,1 @@
+"""Evaluations (clean, PGD, audit, corruptions, ImageNet-A) and reports, above both trainers."""

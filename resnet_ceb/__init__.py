@@ -1,0 +1,1 @@
+"""The shared base (CEB objective, training utilities) and the ImageNet ResNet trainer."""

@@ -190,3 +190,33 @@ def test_eval_logits_fn_restores_the_trained_classifier(tmp_path, data_dir):
   out = runner.predict(model, input_fn)
   accuracy = np.mean(out['logits'].argmax(-1) == labels)
   assert accuracy == pytest.approx(metrics['accuracy'], abs=1e-6)
+
+
+@pytest.mark.slow
+def test_fidelity_flags_train_are_recorded_and_define_the_run(tmp_path, data_dir):
+  model_dir = str(tmp_path / 'he')
+  wrn_main.run(wrn_main.make_flags(_flags(
+      model_dir, data_dir, '--loss=xent', '--train_epochs=1', '--wrn_init=he',
+      '--augment_name=autoaugment', '--autoaugment_policy=paper25', '--cutout_size=8',
+      '--mode=train')))
+  params = train_utils.read_params(model_dir)
+  assert (params['wrn_init'], params['autoaugment_policy'], params['cutout_size']) == (
+      'he', 'paper25', 8)
+  # The plain He network has no conv biases: its checkpoint says which init it is.
+  names = [name for name, _ in tf1.train.list_variables(model_dir)]
+  assert not any(name.endswith('bias') and 'conv' in name for name in names)
+  # Resuming with another init is refused, naming the flag's key.
+  with pytest.raises(train_utils.ModelDirError, match='wrn_init'):
+    wrn_main.run(wrn_main.make_flags(_flags(
+        model_dir, data_dir, '--loss=xent', '--train_epochs=1', '--wrn_init=fixup',
+        '--augment_name=autoaugment', '--autoaugment_policy=paper25', '--cutout_size=8')))
+
+
+@pytest.mark.parametrize('flag, value', [('cutout_size', '15'), ('cutout_size', '-2'),
+                                         ('cutout_size', '40')])
+def test_bad_cutout_size_exits_2_naming_the_flag(tmp_path, data_dir, flag, value):
+  model_dir = tmp_path / 'bad'
+  done = _run_cli(_flags(model_dir, data_dir, '--%s=%s' % (flag, value)))
+  assert done.returncode == 2
+  assert done.stderr.startswith('error: --%s' % flag) or ('error: --%s' % flag) in done.stderr
+  assert not model_dir.exists()

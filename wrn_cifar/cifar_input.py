@@ -459,6 +459,11 @@ def _check_augment(options):
                      'up to %d, got %r' % (IMAGE_SIZE, size))
 
 
+def check_augment_flags(augment, autoaugment_policy, cutout_size):
+  """Raises ValueError naming --augment_name, --autoaugment_policy or --cutout_size."""
+  _check_augment(_TrainAugment(augment, autoaugment_policy, cutout_size))
+
+
 def _check_inputs(images, labels, options):
   """Validates the arrays and the augmentation before any graph is built."""
   _check_augment(options)

@@ -51,8 +51,23 @@ def define_flags(flag_values=FLAGS):
   flags.DEFINE_integer('train_epochs', 1500, 'Training epochs.', **fv)
   flags.DEFINE_integer('epochs_per_eval', 10, 'Evaluate on the test set every N epochs.', **fv)
   flags.DEFINE_integer('save_checkpoints_steps', None, 'Default: once per epoch.', **fv)
+  flags.DEFINE_enum('autoaugment_policy', cifar_input.DEFAULT_AUTOAUGMENT_POLICY,
+                    sorted(cifar_input.AUTOAUGMENT_POLICIES),
+                    "CIFAR-10 AutoAugment list: 'released' (the released code's 95 "
+                    "sub-policies) or 'paper25' (the paper's 25); docs/FIDELITY.md.", **fv)
+  flags.DEFINE_integer('cutout_size', cifar_input.CUTOUT_SIZE,
+                       'Side of the Cutout square that ends the AutoAugment pipeline, '
+                       'even, in pixels; 0 turns Cutout off.', **fv)
+  flags.DEFINE_enum('wrn_init', wrn_model.INITS[0], list(wrn_model.INITS),
+                    "BN-free WRN init: 'fixup' (Fixup-style, trains) or 'he' (the "
+                    "original WRN's He init, BatchNorm removed and nothing else).", **fv)
   distribute.define_flags(flag_values)
   flags.adopt_module_key_flags(distribute, flag_values=flag_values)
+
+
+def _network(params):
+  """The BN-free WRN a params dict names (params.json before --wrn_init: fixup)."""
+  return wrn_model.wrn(params['depth'], params['width'], params.get('wrn_init', 'fixup'))
 
 
 def _jump_start_state():
@@ -121,7 +136,7 @@ def z_seed(params, global_step):
 def wrn_model_fn(features, labels, mode, params):
   """TPUEstimator model_fn: BN-free WRN + the objective named by params['loss']."""
   is_training = mode == tf.estimator.ModeKeys.TRAIN
-  net = wrn_model.wrn(params['depth'], params['width'])(features, is_training)
+  net = _network(params)(features, is_training)
   global_step = tf1.train.get_or_create_global_step()
   loss_name = params['loss']
   summaries = {}
@@ -179,7 +194,7 @@ def _train_spec(params, head, loss, global_step, labels, summaries):
 
 def eval_logits_fn(params):
   """Eval-mode logits (CEB: z = f(x)) for float pixels, reusing trained variables."""
-  model = wrn_model.wrn(params['depth'], params['width'])
+  model = _network(params)
 
   def logits_fn(images):
     net = model(images, False)
@@ -205,15 +220,14 @@ def validate_flags(f):
     raise ValueError('--model_dir is required')
   ceb.check_loss_and_rho(f.loss, f.rho)
   wrn_model.check_depth_and_width(f.depth, f.width)
+  wrn_model.check_init(f.wrn_init)
   for name in ('train_epochs', 'train_batch_size', 'eval_batch_size', 'epochs_per_eval',
                'iterations_per_loop'):
     train_utils.require_positive(name, getattr(f, name))
   for name in ('num_train_images', 'num_eval_images', 'save_checkpoints_steps'):
     if getattr(f, name) is not None:
       train_utils.require_positive(name, getattr(f, name))
-  if f.augment_name not in cifar_input.AUGMENTS:
-    raise ValueError('--augment_name=%r is not one of %s'
-                     % (f.augment_name, ', '.join(cifar_input.AUGMENTS)))
+  cifar_input.check_augment_flags(f.augment_name, f.autoaugment_policy, f.cutout_size)
   if f.use_tpu and not f.tpu:
     raise ValueError('--use_tpu needs --tpu')
   if not f.base_learning_rate > 0:
@@ -237,6 +251,8 @@ def params_from_flags(f, num_train):
       'loss': f.loss, 'rho': float(f.rho), 'jump_start': f.jump_start,
       'train_epochs': f.train_epochs, 'train_batch_size': f.train_batch_size,
       'base_learning_rate': f.base_learning_rate, 'augment_name': f.augment_name,
+      'autoaugment_policy': f.autoaugment_policy, 'cutout_size': f.cutout_size,
+      'wrn_init': f.wrn_init,
       'num_train_images': num_train, 'steps_per_epoch': steps_per_epoch,
       'max_steps': steps_per_epoch * f.train_epochs, 'use_tpu': f.use_tpu,
       'log_every_n_steps': min(f.iterations_per_loop, steps_per_epoch),
@@ -248,7 +264,7 @@ def params_from_flags(f, num_train):
 def run_identity(params):
   """The params that make a model_dir this run's and no other's."""
   keys = ('trainer', 'depth', 'width', 'loss', 'train_batch_size', 'train_epochs',
-          'augment_name', 'jump_start')
+          'augment_name', 'autoaugment_policy', 'cutout_size', 'wrn_init', 'jump_start')
   identity = {k: params[k] for k in keys}
   if params['loss'] != 'xent':
     identity['rho'] = params['rho']
@@ -294,7 +310,8 @@ def run(f, devices=None):
     # A seeded stream restarts at the restored step's example: exact resume.
     train_input = cifar_input.build_input_fn(
         train_images, train_labels, True, f.augment_name, seed=seed,
-        start_step=train_utils.latest_step(f.model_dir))
+        start_step=train_utils.latest_step(f.model_dir),
+        autoaugment_policy=f.autoaugment_policy, cutout_size=f.cutout_size)
     estimator.train(train_input, max_steps=next_stop)
     if f.mode == 'train_and_eval' and cluster.is_chief:
       metrics = estimator.evaluate(eval_input, steps=eval_steps)
