@@ -1,0 +1,78 @@
+"""The training benchmarks run end to end at tiny settings and print their ratios.
+
+Speed itself is never asserted (the machine is shared); each benchmark runs in
+its own process, as from the command line, because XLA's CPU flag is read once
+per process.
+"""
+import math
+import re
+import subprocess
+import sys
+
+from cifar_fixtures import write_cifar_python
+from conftest import REPO_ROOT
+import pytest
+
+from benchmarks import common
+
+TINY_WRN = ['--depth', '10', '--width', '1', '--rounds', '1']
+
+
+def run_benchmark(module, *args):
+  """Runs `python -m benchmarks.<module> args` and returns its stdout."""
+  result = subprocess.run([sys.executable, '-m', 'benchmarks.' + module] + list(args),
+                          cwd=REPO_ROOT, capture_output=True, text=True, timeout=900)
+  assert result.returncode == 0, result.stderr[-3000:]
+  return result.stdout
+
+
+def ratios(stdout, name):
+  """Every `name=R` the benchmark printed, as floats."""
+  return [float(value) for value in re.findall(r'%s=([0-9.]+)' % name, stdout)]
+
+
+def test_paired_rounds_alternate_order_and_pair_by_round():
+  calls = []
+  clock = iter(range(1, 100))
+
+  def contender(name):
+    def run():
+      calls.append(name)
+      return next(clock)
+    return run
+
+  results = common.paired_rounds({'a': contender('a'), 'b': contender('b')}, 3)
+  assert calls == ['a', 'b', 'b', 'a', 'a', 'b']
+  assert results == {'a': [1, 4, 5], 'b': [2, 3, 6]}
+  assert common.median_ratio(results['b'], results['a']) == pytest.approx(1.2)
+
+
+@pytest.mark.slow
+def test_estimator_overhead_prints_its_ratios():
+  stdout = run_benchmark('estimator_overhead', *TINY_WRN, '--batch_size', '8',
+                         '--steps', '3')
+  assert 'Estimator, call of 3900 steps (projected)' in stdout
+  [ratio] = ratios(stdout, 'estimator_over_raw_ratio')
+  assert math.isfinite(ratio) and ratio > 0
+
+
+@pytest.mark.slow
+def test_train_input_prints_its_ratio(tmp_path):
+  data_dir = write_cifar_python(tmp_path, num_train=64, num_test=10)
+  stdout = run_benchmark('train_input', *TINY_WRN, '--data_dir', data_dir,
+                         '--batch_size', '8', '--steps', '2', '--warmup_steps', '0')
+  assert '64 training images (autoaugment)' in stdout
+  [ratio] = ratios(stdout, 'real_over_constant_input_ratio')
+  assert math.isfinite(ratio) and ratio > 0
+
+
+@pytest.mark.slow
+def test_xla_clusters_form_and_both_ratios_print():
+  stdout = run_benchmark('xla', *TINY_WRN, '--batch_size', '4', '--image_size', '32',
+                         '--resnet_batch_size', '2', '--steps', '2')
+  clusters = re.findall(r'(\d+) / (\d+)', stdout)
+  assert len(clusters) == 2
+  for plain, xla in clusters:
+    assert int(plain) == 0 and int(xla) > 0
+  values = ratios(stdout, 'xla_over_plain_step_time_ratio')
+  assert len(values) == 2 and all(math.isfinite(v) and v > 0 for v in values)
