@@ -5,7 +5,10 @@
 file under model_dir/results; those the flags give no data for are skipped.
 
 PGD as in section 3.2 (eval.settings.IMAGENET_PGD): targeted (a seeded random
-wrong class), eps = 16, n = 20 steps, step size 2, in pixel units, L2 and L-inf.
+wrong class), eps = 16, n = 20 steps, step size 2, L2 and L-inf. The paper does
+not say in which units; `--pgd_space=pixels` (the default) reads them in pixels
+[0, 255], `--pgd_space=normalized` in the model's normalized inputs (eval.pgd.space,
+docs/IMAGENET.md), into separate result files (`pgd_l2_targeted_normalized`, ...).
 """
 import sys
 
@@ -33,21 +36,31 @@ def _clean(model, examples_fn, batch_size, data_flags):
   return top1.clean_accuracy(model, input_fn, result, 'validation')['summary']
 
 
-def _pgd(model, examples_fn, norm, batch_size, data_flags):
-  """The paper's targeted PGD at its one radius, into a `pgd_<norm>_targeted` file."""
+def _pgd(model, examples_fn, norm, batch_size, data_flags, pgd_space):
+  """The paper's targeted PGD at its one radius; returns (evaluation, summary).
+
+  The evaluation is `pgd_<norm>_targeted`, with `_normalized` appended in
+  that space.
+  """
   paper = settings.IMAGENET_PGD
   config = pgd.PgdConfig(norm=norm, num_steps=paper['num_steps'],
                          step_size=paper['step_size'], targeted=paper['targeted'],
-                         batch_size=batch_size)
+                         batch_size=batch_size, pgd_space=pgd_space)
   result = results.open_default(model, config.evaluation,
                                 dict(config.header_flags(), **data_flags), 'imagenet')
-  return pgd.evaluate_pgd(model, examples_fn, [paper['epsilon']], config, result)
+  return config.evaluation, pgd.evaluate_pgd(model, examples_fn, [paper['epsilon']],
+                                             config, result)
 
 
 def evaluate_model(model_dir, *, data_dir=None, imagenet_c_dir=None,
-                   imagenet_a_dir=None, num_examples=None, batch_size=50):
-  """Runs every evaluation the given data allows; returns name -> summary."""
+                   imagenet_a_dir=None, num_examples=None, batch_size=50,
+                   pgd_space='pixels'):
+  """Runs every evaluation the given data allows; returns name -> summary.
+
+  `pgd_space` ('pixels' or 'normalized') is where PGD's eps and step are measured.
+  """
   model = runner.load_model(model_dir)
+  pgd.channel_scale(pgd_space, model.params)  # Refuses before anything runs.
   summaries = {}
   if data_dir:
     image_size = model.params.get('image_size', 224)
@@ -56,8 +69,9 @@ def evaluate_model(model_dir, *, data_dir=None, imagenet_c_dir=None,
     data_flags = {'data_dir': data_dir, 'num_examples': num_examples}
     summaries['clean'] = _clean(model, examples_fn, batch_size, data_flags)
     for norm in pgd.NORMS:
-      summaries['pgd_%s_targeted' % norm] = _pgd(model, examples_fn, norm, batch_size,
-                                                 data_flags)
+      evaluation, summary = _pgd(model, examples_fn, norm, batch_size, data_flags,
+                                 pgd_space)
+      summaries[evaluation] = summary
   for module, data in ((imagenet_c, imagenet_c_dir), (imagenet_a, imagenet_a_dir)):
     if data:
       summaries[module.EVALUATION] = module.evaluate(
@@ -76,6 +90,9 @@ def build_parser():
   parser.add_argument('--imagenet_a_dir', help='imagenet-a folder')
   parser.add_argument('--num_examples', type=int, help='first N validation images')
   parser.add_argument('--batch_size', type=int, default=50)
+  parser.add_argument('--pgd_space', choices=pgd.PGD_SPACES, default='pixels',
+                      help="where PGD's eps = 16 and step 2 are measured: pixels [0, 255] "
+                           "or the model's normalized inputs")
   return parser
 
 
@@ -88,7 +105,7 @@ def run(args):
   summaries = evaluate_model(
       args.model_dir, data_dir=args.data_dir, imagenet_c_dir=args.imagenet_c_dir,
       imagenet_a_dir=args.imagenet_a_dir, num_examples=args.num_examples,
-      batch_size=args.batch_size)
+      batch_size=args.batch_size, pgd_space=args.pgd_space)
   for name, summary in sorted(summaries.items()):
     shown = {k: v for k, v in summary.items() if not isinstance(v, (dict, list))}
     print('%s: %s' % (name, shown))

@@ -11,7 +11,9 @@ here, with a per-example flag saying so.
 
 Radii are in pixel units; `project` maps a point back into the ball around the
 clean image and into the pixel range (L-inf: clip per coordinate; L2: scale
-the perturbation down to radius eps).
+the perturbation down to radius eps). Given a per-channel `scale` s, `project`
+and `random_point` measure the ball on delta / s instead (eval.pgd.space:
+radii in the model's normalized input units, s its per-channel std).
 """
 import math
 import numbers
@@ -97,22 +99,26 @@ def clip_pixels(x, clip_min=PIXEL_MIN, clip_max=PIXEL_MAX):
   return tf.clip_by_value(x, clip_min, clip_max)
 
 
-def project(x, x0, norm, epsilon, clip_min=PIXEL_MIN, clip_max=PIXEL_MAX):
+def project(x, x0, norm, epsilon, clip_min=PIXEL_MIN, clip_max=PIXEL_MAX, scale=None):
   """The point of the eps-ball around x0 (intersected with the pixel range) for x.
 
   L-inf is the exact projection; for L2 the perturbation is scaled down to
   radius eps and then clipped to the pixel range, which keeps it in the ball.
-  `epsilon` may be a scalar or broadcast per example.
+  `epsilon` may be a scalar or broadcast per example. With a per-channel
+  `scale` s (broadcast on the last axis, s > 0) the ball is {delta:
+  |delta / s| <= eps}: L-inf allows |delta_c| <= eps * s_c.
   """
   if norm == 'linf':
-    return clip_pixels(x0 + tf.clip_by_value(x - x0, -epsilon, epsilon),
-                       clip_min, clip_max)
+    bound = epsilon if scale is None else epsilon * scale
+    return clip_pixels(x0 + tf.clip_by_value(x - x0, -bound, bound), clip_min, clip_max)
   delta = x - x0
-  scale = tf.minimum(1.0, epsilon / tf.maximum(example_norm(delta), TINY_NORM))
-  return clip_pixels(x0 + delta * scale, clip_min, clip_max)
+  size = example_norm(delta if scale is None else delta / scale)
+  factor = tf.minimum(1.0, epsilon / tf.maximum(size, TINY_NORM))
+  return clip_pixels(x0 + delta * factor, clip_min, clip_max)
 
 
-def random_point(x0, norm, epsilon, seed=None, clip_min=PIXEL_MIN, clip_max=PIXEL_MAX):
+def random_point(x0, norm, epsilon, seed=None, clip_min=PIXEL_MIN, clip_max=PIXEL_MAX,
+                 scale=None):
   """A uniform point of the L-inf cube or the L2 ball around x0, in pixel range.
 
   Args:
@@ -123,6 +129,8 @@ def random_point(x0, norm, epsilon, seed=None, clip_min=PIXEL_MIN, clip_max=PIXE
       the graph-seeded stateful ones.
     clip_min: lowest pixel value.
     clip_max: highest pixel value.
+    scale: optional per-channel scale s as for `project`: the point is
+      uniform in the ball of delta / s, then mapped back by s.
   """
   shape = tf.shape(x0)
   if seed is None:
@@ -133,14 +141,20 @@ def random_point(x0, norm, epsilon, seed=None, clip_min=PIXEL_MIN, clip_max=PIXE
     uniform, normal = tf.random.stateless_uniform, tf.random.stateless_normal
   if norm == 'linf':
     delta = uniform(shape, minval=-epsilon, maxval=epsilon, dtype=x0.dtype, seed=seeds[0])
-    return clip_pixels(x0 + delta, clip_min, clip_max)
+    return clip_pixels(x0 + _scaled(delta, scale), clip_min, clip_max)
   # Uniform in the ball: a uniform direction, radius eps * u^(1/dims).
   direction = normal(shape, dtype=x0.dtype, seed=seeds[0])
   direction /= tf.maximum(example_norm(direction), TINY_NORM)
   dims = tf.cast(tf.reduce_prod(shape[1:]), x0.dtype)
   u = uniform(tf.concat([shape[:1], tf.ones_like(shape[1:])], 0), dtype=x0.dtype,
               seed=seeds[1])
-  return clip_pixels(x0 + direction * epsilon * u ** (1.0 / dims), clip_min, clip_max)
+  return clip_pixels(x0 + _scaled(direction * epsilon * u ** (1.0 / dims), scale),
+                     clip_min, clip_max)
+
+
+def _scaled(delta, scale):
+  """A perturbation in scaled coordinates (delta / scale) mapped back; None: unchanged."""
+  return delta if scale is None else delta * scale
 
 
 # ---------------------------------------------------------------------------

@@ -78,24 +78,30 @@ def _numpy_ce_gradient(x, labels, weights, bias):
   return (probs @ weights.T).reshape(x.shape)
 
 
-def _numpy_pgd_iterates(x0, labels, targets, weights, bias, norm, epsilon, alpha, steps):
-  """Every iterate of PGD, written from the update rules of SPEC section 6."""
-  x0 = x0.astype(np.float64)
-  x, iterates = x0.copy(), []
+def _numpy_pgd_iterates(x0, labels, targets, weights, bias, norm, epsilon, alpha, steps,
+                        scale=None):
+  """Every iterate of PGD, written from the update rules of SPEC section 6.
+
+  With a per-channel `scale` s, the same rules run on u = x / s (the model
+  seeing u * s, so its u-gradient is s * g) and each iterate is mapped back.
+  """
+  s = np.ones(SHAPE[-1]) if scale is None else np.asarray(scale, np.float64)
+  u0 = x0.astype(np.float64) / s
+  u, iterates = u0.copy(), []
   for _ in range(steps):
     if targets is None:
-      g = _numpy_ce_gradient(x, labels, weights, bias)
+      g = _numpy_ce_gradient(u * s, labels, weights, bias) * s
     else:
-      g = -_numpy_ce_gradient(x, targets, weights, bias)
+      g = -_numpy_ce_gradient(u * s, targets, weights, bias) * s
     if norm == 'linf':
-      x = np.clip(x0 + np.clip(x + alpha * np.sign(g) - x0, -epsilon, epsilon), 0, 255)
+      u = np.clip(u0 + np.clip(u + alpha * np.sign(g) - u0, -epsilon, epsilon), 0, 255 / s)
     else:
       g_norm = np.sqrt((g ** 2).sum(axis=(1, 2, 3), keepdims=True))
-      x = x + alpha * g / np.maximum(g_norm, 1e-12)
-      delta = x - x0
+      u = u + alpha * g / np.maximum(g_norm, 1e-12)
+      delta = u - u0
       d_norm = np.sqrt((delta ** 2).sum(axis=(1, 2, 3), keepdims=True))
-      x = np.clip(x0 + delta * np.minimum(1.0, epsilon / np.maximum(d_norm, 1e-12)), 0, 255)
-    iterates.append(x.copy())
+      u = np.clip(u0 + delta * np.minimum(1.0, epsilon / np.maximum(d_norm, 1e-12)), 0, 255 / s)
+    iterates.append(u * s)
   return iterates
 
 
@@ -161,6 +167,58 @@ def test_steps_match_numpy_on_a_linear_model(norm, epsilon, step_size, targeted)
   # step_size > epsilon / 2 end near the sphere, not 2.5 epsilon away.
   assert (want[-1] == 0).any() and (want[-1] == 255).any()
   assert _example_norms(want[-1] - images, norm).max() >= 0.9 * epsilon
+
+
+SCALE = (40.0, 60.0, 80.0)  # A per-channel input std, pixels.
+
+
+@pytest.mark.parametrize('norm,epsilon,step_size', [('linf', 0.1, 0.04), ('l2', 0.4, 0.15)])
+@pytest.mark.parametrize('targeted', [False, True])
+def test_channel_scale_steps_match_numpy_in_the_scaled_ball(norm, epsilon, step_size,
+                                                            targeted):
+  weights, bias = _linear_weights()
+  images, labels = _images()
+  targets = pgd.random_target_labels(labels, NUM_CLASSES, seed=5) if targeted else None
+  got = _run_iterates(_linear_logits_fn(weights, bias), images, labels, 5, norm=norm,
+                      epsilon=epsilon, step_size=step_size, target_labels=targets,
+                      channel_scale=SCALE)
+  want = _numpy_pgd_iterates(images, labels, targets, weights, bias, norm, epsilon,
+                             step_size, 5, scale=SCALE)
+  for k, (g, w) in enumerate(zip(got, want)):
+    np.testing.assert_allclose(g, w, atol=TOL, err_msg='iterate %d' % (k + 1))
+    assert g.min() >= 0.0 and g.max() <= 255.0
+    assert _example_norms((g - images) / SCALE, norm).max() <= epsilon + 1e-5
+  delta = got[-1] - images
+  if norm == 'linf':
+    # Channel c moves up to eps * s_c pixels, and some pixel of each gets there.
+    reach = np.abs(delta).reshape(-1, 3).max(axis=0)
+    np.testing.assert_allclose(reach, epsilon * np.array(SCALE), rtol=1e-5)
+  else:
+    assert _example_norms(delta / SCALE, norm).max() >= 0.9 * epsilon
+
+
+@pytest.mark.parametrize('norm,epsilon', [('linf', 0.2), ('l2', 0.8)])
+def test_channel_scale_random_start_lies_in_the_scaled_ball(norm, epsilon):
+  images, labels = _images(count=16)
+  start = _run_iterates(lambda x: 0.0 * _mlp_logits_fn()(x), images, labels, 1, norm=norm,
+                        epsilon=epsilon, random_start=True, seed=(5, 6),
+                        channel_scale=SCALE)[0]
+  sizes = _example_norms((start - images) / SCALE, norm)
+  assert sizes.max() <= epsilon + 1e-5 and sizes.max() >= 0.5 * epsilon
+  assert start.min() >= 0.0 and start.max() <= 255.0
+
+
+@pytest.mark.parametrize('norm', pgd.NORMS)
+@pytest.mark.parametrize('random_start', [False, True])
+def test_a_unit_channel_scale_is_the_pixel_attack_bit_for_bit(norm, random_start):
+  images, labels = _images()
+  args = dict(norm=norm, epsilon=10.0, step_size=3.0, random_start=random_start,
+              seed=(7, 8))
+  pixels = _run_iterates(_mlp_logits_fn(), images, labels, 3, **args)
+  unit = _run_iterates(_mlp_logits_fn(), images, labels, 3, channel_scale=(1.0,) * 3,
+                       **args)
+  for p, u in zip(pixels, unit):
+    np.testing.assert_array_equal(p, u)
 
 
 def test_default_step_size_is_four_thirds_epsilon_over_n():
@@ -284,6 +342,10 @@ def test_restarts_keep_the_worst_case_of_each_example():
     (dict(targeted=True), 'target_labels'),
     (dict(target_labels=[1, 2]), 'target_labels'),
     (dict(clip_min=255.0, clip_max=0.0), 'clip_min'),
+    (dict(channel_scale=(1.0, 0.0, 1.0)), 'channel_scale'),
+    (dict(channel_scale=(1.0, float('nan'), 1.0)), 'channel_scale'),
+    (dict(channel_scale='abc'), 'channel_scale'),
+    (dict(channel_scale=(1.0, 2.0)), '3 channels'),
 ])
 def test_attack_argument_errors(kwargs, fragment):
   args = dict(norm='linf', epsilon=8.0, num_steps=5)

@@ -6,7 +6,9 @@ One run gives the whole accuracy-vs-epsilon curve::
 
 `--dataset=imagenet` reads the validation TFRecords through the ImageNet
 trainer's input pipeline (section 3.2: targeted, eps 16, n 20, step 2:
-`--targeted --epsilons 16 --step_size 2`). With `--random_start`,
+`--targeted --epsilons 16 --step_size 2`). `--pgd_space=normalized` measures
+the epsilons and the step in the model's normalized input units instead of
+pixels (eval.pgd.space; docs/IMAGENET.md gives the numbers each implies). With `--random_start`,
 `--num_restarts` keeps the worst case per example (robust only if correct
 under every restart; a target counts as hit if any restart hits it).
 
@@ -22,6 +24,7 @@ from eval import model_under_attack as mua
 from eval import results
 from eval import runner
 from eval import settings
+from eval.pgd import space
 from eval.pgd import sweep
 
 
@@ -35,7 +38,11 @@ def build_parser():
   add('--data_dir', help='CIFAR-10 folder, or ImageNet validation TFRecords.')
   add('--fake_data', action='store_true', help='Random images, for plumbing only.')
   add('--norm', choices=mua.NORMS, default='linf', help='Threat model.')
-  add('--epsilons', required=True, help='Comma list of radii in pixel units, e.g. 0,2,8.')
+  add('--epsilons', required=True,
+      help='Comma list of radii in --pgd_space units, e.g. 0,2,8.')
+  add('--pgd_space', choices=space.PGD_SPACES, default='pixels',
+      help='Where epsilon and the step are measured: pixels [0, 255] or the '
+           "model's normalized inputs (x - mean_c) / std_c.")
   add('--num_steps', type=int, default=settings.PGD_NUM_STEPS,
       help='PGD steps n (paper: %d).' % settings.PGD_NUM_STEPS)
   add('--step_size', type=float, help="Default: the paper's 4/3*eps/num_steps.")
@@ -55,7 +62,8 @@ def _config_from_args(args):
       norm=args.norm, num_steps=args.num_steps, step_size=args.step_size,
       targeted=args.targeted, target_seed=args.target_seed,
       random_start=args.random_start, seed=args.seed,
-      num_restarts=args.num_restarts, batch_size=args.batch_size)
+      num_restarts=args.num_restarts, batch_size=args.batch_size,
+      pgd_space=args.pgd_space)
   config.validate()
   return config
 
@@ -80,6 +88,7 @@ def prepare(args):
   epsilons = cli.parse_epsilons(args.epsilons)
   model = runner.load_model(args.model_dir, args.checkpoint)
   sweep.model_num_classes(model, config)
+  space.channel_scale(config.pgd_space, model.params)
   dataset = _dataset_for(args.dataset, model)
   examples_fn = examples.load_examples(dataset, args.data_dir, args.fake_data,
                                        args.num_examples, config.batch_size,

@@ -9,7 +9,13 @@ eval-mode model (CEB: z = f(x), the encoder's mean). All steps run inside one
   with per-example norms and a guard for zero gradients.
 
 g is the gradient of CE(true label) (untargeted: ascend) or of -CE(target)
-(targeted: descend CE(target)). The step size defaults to the paper's
+(targeted: descend CE(target)).
+
+With `channel_scale` s (per channel, e.g. the model's input std: see
+eval.pgd.space), eps and a are measured in u = x / s instead of pixels: the
+same steps taken in u and mapped back, i.e. L-inf: x <- x + a*s*sign(g),
+|delta_c| <= eps*s_c; L2: x <- x + a*s*(s g)/|s g|_2, |delta / s|_2 <= eps.
+Pixels (s = None) run exactly the ops above. The step size defaults to the paper's
 4/3*eps/n (eval.settings). The paper names no random start, so it is off by
 default; `pgd_worst_case` runs restarts and keeps the worst case per example.
 
@@ -18,6 +24,7 @@ eval.model_under_attack: a model with no gradient path, or a non-finite one,
 gets a zero gradient there, so PGD leaves those examples where they start.
 """
 import dataclasses
+from typing import Optional, Tuple
 
 import tensorflow as tf
 
@@ -34,19 +41,32 @@ class _Attack:
   step_size: float
   clip_min: float
   clip_max: float
+  channel_scale: Optional[Tuple[float, ...]] = None
+
+  def scale(self, dtype):
+    """The per-channel scale as a tensor of `dtype`, or None in pixel units."""
+    if self.channel_scale is None:
+      return None
+    return tf.constant(self.channel_scale, dtype)
 
   def random_start(self, x0, seed):
     """A uniform point of the ball around x0, in pixel range."""
     return mua.random_point(x0, self.norm, self.epsilon, seed, self.clip_min,
-                            self.clip_max)
+                            self.clip_max, scale=self.scale(x0.dtype))
 
   def step(self, x, x0, g):
     """One ascent step along g followed by the projection onto the ball and range."""
+    scale = self.scale(x.dtype)
+    if scale is not None:
+      g = g * scale  # The gradient with respect to u = x / scale.
     if self.norm == 'linf':
-      x = x + self.step_size * tf.sign(g)
+      step = self.step_size * tf.sign(g)
     else:
-      x = x + self.step_size * g / tf.maximum(mua.example_norm(g), mua.TINY_NORM)
-    return mua.project(x, x0, self.norm, self.epsilon, self.clip_min, self.clip_max)
+      step = self.step_size * g / tf.maximum(mua.example_norm(g), mua.TINY_NORM)
+    if scale is not None:
+      step = step * scale  # The step in u, in pixels.
+    return mua.project(x + step, x0, self.norm, self.epsilon, self.clip_min, self.clip_max,
+                       scale=scale)
 
   def run(self, model, x0, loss_fn, start):
     """All `num_steps` steps from `start` in one while_loop."""
@@ -59,8 +79,19 @@ class _Attack:
     return tf.stop_gradient(x_adv)
 
 
+def _check_channel_scale(channel_scale):
+  """None, or the per-channel scale as a tuple of finite floats > 0."""
+  if channel_scale is None:
+    return None
+  mua.require(isinstance(channel_scale, (list, tuple)) and channel_scale
+              and all(mua.is_finite_real(s) and s > 0 for s in channel_scale),
+              'channel_scale=%r must be None or a non-empty list of finite numbers > 0'
+              % (channel_scale,))
+  return tuple(float(s) for s in channel_scale)
+
+
 def _make_attack(norm, epsilon, num_steps, step_size, targeted, target_labels,
-                 clip_min, clip_max):
+                 clip_min, clip_max, channel_scale=None):
   """Validates the attack arguments and returns an `_Attack`."""
   mua.require_graph_mode('PGD')
   mua.check_norm(norm)
@@ -78,11 +109,17 @@ def _make_attack(norm, epsilon, num_steps, step_size, targeted, target_labels,
   if step_size is None:
     step_size = settings.pgd_step_size(epsilon, num_steps)
   return _Attack(norm, float(epsilon), int(num_steps), float(step_size),
-                 float(clip_min), float(clip_max))
+                 float(clip_min), float(clip_max), _check_channel_scale(channel_scale))
 
 
-def _as_pixels(x):
+def _as_pixels(x, attack):
+  """The batch as a float tensor, its channels (last axis) checked against the scale."""
   x = tf.convert_to_tensor(x)
+  channels = x.shape[-1] if x.shape.rank else None
+  mua.require(attack.channel_scale is None or channels is None
+              or channels == len(attack.channel_scale),
+              'channel_scale has %s values but the images have %s channels (last axis)'
+              % (len(attack.channel_scale or ()), channels))
   return x if x.dtype.is_floating else tf.cast(x, tf.float32)
 
 
@@ -95,7 +132,7 @@ def _loss_fn(labels, target_labels):
 
 def pgd_attack(logits_fn, x, labels, *, norm, epsilon, num_steps, step_size=None,
                targeted=False, target_labels=None, random_start=False,
-               clip_min=0.0, clip_max=255.0, seed=None):
+               clip_min=0.0, clip_max=255.0, seed=None, channel_scale=None):
   """Builds a PGD attack on a batch, all steps inside one `tf.while_loop`.
 
   Graph mode only. `logits_fn` is called once outside the loop so that it can
@@ -117,6 +154,9 @@ def pgd_attack(logits_fn, x, labels, *, norm, epsilon, num_steps, step_size=None
     clip_max: highest pixel value.
     seed: optional shape-[2] int seed making the random start stateless (and
       so repeatable); None uses the graph-seeded stateful random ops.
+    channel_scale: None (epsilon and step_size in pixels) or one positive
+      number per channel (last axis) s: they are measured in x / s, e.g. the
+      model's normalized inputs with s its per-channel std (eval.pgd.space).
 
   Returns:
     The adversarial batch, same shape as x, with no gradient flowing back.
@@ -125,8 +165,8 @@ def pgd_attack(logits_fn, x, labels, *, norm, epsilon, num_steps, step_size=None
     ValueError: an argument is out of range or inconsistent.
   """
   attack = _make_attack(norm, epsilon, num_steps, step_size, targeted,
-                        target_labels, clip_min, clip_max)
-  x = _as_pixels(x)
+                        target_labels, clip_min, clip_max, channel_scale)
+  x = _as_pixels(x, attack)
   model = mua.ModelUnderAttack(logits_fn, x)
   start = attack.random_start(x, seed) if random_start else x
   return attack.run(model, x, _loss_fn(labels, target_labels), start)
@@ -142,7 +182,7 @@ def _check_restarts(num_restarts, random_start):
 
 def pgd_worst_case(logits_fn, x, labels, *, norm, epsilon, num_steps, step_size=None,
                    target_labels=None, random_start=False, num_restarts=1,
-                   seed=None, clip_min=0.0, clip_max=255.0):
+                   seed=None, clip_min=0.0, clip_max=255.0, channel_scale=None):
   """Runs `num_restarts` PGD attacks and keeps the worst case per example.
 
   The restarts run one after another inside a `tf.while_loop`; restart r
@@ -162,6 +202,7 @@ def pgd_worst_case(logits_fn, x, labels, *, norm, epsilon, num_steps, step_size=
     seed: shape-[2] int seed of the random starts (None: stateful random ops).
     clip_min: lowest pixel value.
     clip_max: highest pixel value.
+    channel_scale: as for `pgd_attack`.
 
   Returns:
     A dict of [batch] bool tensors: 'correct' (the true label is predicted
@@ -174,8 +215,8 @@ def pgd_worst_case(logits_fn, x, labels, *, norm, epsilon, num_steps, step_size=
   _check_restarts(num_restarts, random_start)
   targeted = target_labels is not None
   attack = _make_attack(norm, epsilon, num_steps, step_size, targeted,
-                        target_labels, clip_min, clip_max)
-  x = _as_pixels(x)
+                        target_labels, clip_min, clip_max, channel_scale)
+  x = _as_pixels(x, attack)
   labels = tf.cast(labels, tf.int32)
   if targeted:
     target_labels = tf.cast(target_labels, tf.int32)

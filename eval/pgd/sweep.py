@@ -5,7 +5,9 @@ One result item per epsilon (`eps=8`) goes to a resumable
 epsilons already done. Targeted attacks aim at seeded targets, uniform among
 the wrong classes; they are streamed beside the examples in fixed-size chunks,
 so a streamed data set and `random_target_labels` draw exactly the same
-sequence, whatever its length.
+sequence, whatever its length. `--pgd_space` (eval.pgd.space) says where
+epsilon and the step are measured; a normalized sweep is its own evaluation
+(`pgd_linf_normalized`, ...), so the two readings never share a result file.
 """
 import dataclasses
 import time
@@ -19,6 +21,7 @@ from eval import model_under_attack as mua
 from eval import runner
 from eval import settings
 from eval.pgd import attack
+from eval.pgd import space
 from resnet_ceb import train_utils
 
 _TARGET_CHUNK = 1024
@@ -84,6 +87,7 @@ class PgdConfig:
   seed: int = 0
   num_restarts: int = 1
   batch_size: int = 100
+  pgd_space: str = 'pixels'
 
   def validate(self):
     """Raises ValueError naming the flag of the first bad field."""
@@ -99,11 +103,13 @@ class PgdConfig:
                 'the same attack' % self.num_restarts)
     mua.require(mua.is_int(self.batch_size) and self.batch_size >= 1,
                 '--batch_size=%r must be an integer >= 1' % (self.batch_size,))
+    space.check_space(self.pgd_space, '--pgd_space')
 
   @property
   def evaluation(self):
-    """The result file's evaluation name: pgd_linf, pgd_l2[, _targeted]."""
-    return 'pgd_%s%s' % (self.norm, '_targeted' if self.targeted else '')
+    """The result file's evaluation name: pgd_linf, pgd_l2[, _targeted][, _normalized]."""
+    return 'pgd_%s%s%s' % (self.norm, '_targeted' if self.targeted else '',
+                           '' if self.pgd_space == 'pixels' else '_' + self.pgd_space)
 
   def step_size_for(self, epsilon):
     """The step size used at `epsilon` (recorded in each result item)."""
@@ -146,7 +152,7 @@ def _input_fn(examples_fn, config, num_classes):
   return input_fn
 
 
-def _predict_fn(epsilon, config):
+def _predict_fn(epsilon, config, channel_scale):
   """The Estimator predict_fn: clean and worst-case adversarial outcomes per example."""
   def predict_fn(logits_fn, features):
     images, labels = features['image'], features['label']
@@ -159,7 +165,8 @@ def _predict_fn(epsilon, config):
         logits_fn, images, labels, num_restarts=config.num_restarts,
         seed=batch_seed, target_labels=features.get('target'),
         random_start=config.random_start, norm=config.norm, epsilon=epsilon,
-        num_steps=config.num_steps, step_size=config.step_size)
+        num_steps=config.num_steps, step_size=config.step_size,
+        channel_scale=channel_scale)
     return dict(outcome, clean_correct=tf.equal(clean, labels))
 
   return predict_fn
@@ -185,8 +192,9 @@ def evaluate_epsilon(model, examples_fn, epsilon, config):
   """
   mua.check_epsilon(epsilon, '--epsilons')
   num_classes = model_num_classes(model, config)
+  channel_scale = space.channel_scale(config.pgd_space, model.params)
   outputs = runner.predict(model, _input_fn(examples_fn, config, num_classes),
-                           _predict_fn(epsilon, config))
+                           _predict_fn(epsilon, config, channel_scale))
   mua.require(outputs, 'no examples to evaluate')
   count = len(outputs['correct'])
   item = {'epsilon': float(epsilon), 'step_size': config.step_size_for(epsilon),
@@ -222,7 +230,7 @@ def evaluate_pgd(model, examples_fn, epsilons, config, result_file=None):
     model: a `runner.LoadedModel`.
     examples_fn: returns an unbatched tf.data.Dataset of (float image, int32
       label), e.g. from `eval.examples.load_examples`.
-    epsilons: the radii to attack at, in pixel units.
+    epsilons: the radii to attack at, in the units of config.pgd_space.
     config: a `PgdConfig`.
     result_file: an `eval.results.ResultFile` to resume and fill in, or None.
 
@@ -230,6 +238,7 @@ def evaluate_pgd(model, examples_fn, epsilons, config, result_file=None):
     The summary (see `summarize`); epsilon 0 reproduces the clean accuracy exactly.
   """
   config.validate()
+  space.channel_scale(config.pgd_space, model.params)  # Refuses before any attack.
   items = {} if result_file is None else result_file.items
   for epsilon in epsilons:
     key = cli.epsilon_key(epsilon)
