@@ -7,7 +7,6 @@ import eval_fixtures
 import pytest
 
 from eval import cifar_suite
-from eval import cli
 from eval import imagenet_suite
 from eval import settings
 from resnet_ceb import fileio
@@ -25,8 +24,13 @@ def _result(model_dir, evaluation):
   return data
 
 
+def _results(model_dir):
+  folder = os.path.join(model_dir, 'results')
+  return {n: open(os.path.join(folder, n)).read() for n in os.listdir(folder)}
+
+
 @pytest.mark.slow
-def test_cifar_suite_writes_clean_and_pgd_curves(tmp_path, capsys):
+def test_cifar_suite_writes_clean_and_untargeted_and_targeted_pgd_curves(tmp_path, capsys):
   data_dir = write_cifar_python(tmp_path / 'data', num_train=64, num_test=40)
   model_dir = str(tmp_path / 'model')
   wrn_main.run(wrn_main.make_flags([
@@ -34,21 +38,32 @@ def test_cifar_suite_writes_clean_and_pgd_curves(tmp_path, capsys):
       '--width=1', '--train_epochs=1', '--train_batch_size=16', '--augment_name=none']))
   argv = ['--model_dir', model_dir, '--data_dir', data_dir, '--linf_epsilons', '0,8',
           '--l2_epsilons', '0,64', '--num_steps', '3', '--batch_size', '20']
+  # --pgd_modes=untargeted skips the targeted sweeps.
+  assert cifar_suite.main(argv + ['--pgd_modes', 'untargeted']) == 0
+  untargeted = _results(model_dir)
+  assert sorted(n.split('-step')[0] for n in untargeted) == ['clean', 'pgd_l2', 'pgd_linf']
+  # By default both modes run; the untargeted files are done and left alone.
   assert cifar_suite.main(argv) == 0
+  everything = _results(model_dir)
+  assert sorted(n.split('-step')[0] for n in everything) == [
+      'clean', 'pgd_l2', 'pgd_l2_targeted', 'pgd_linf', 'pgd_linf_targeted']
+  assert all(everything[n] == text for n, text in untargeted.items())
   clean = _result(model_dir, 'clean')['summary']
-  for name in ('pgd_linf', 'pgd_l2'):
-    summary = _result(model_dir, name)['summary']
-    assert summary['epsilons'] == [0.0, 8.0 if name == 'pgd_linf' else 64.0]
+  for name in ('pgd_linf', 'pgd_l2', 'pgd_linf_targeted', 'pgd_l2_targeted'):
+    data = _result(model_dir, name)
+    summary = data['summary']
+    assert data['header']['flags']['targeted'] == name.endswith('_targeted')
+    assert data['header']['flags']['pgd_space'] == 'pixels'
+    assert ('target_hit_rate' in summary) == name.endswith('_targeted')
+    assert summary['epsilons'] == [0.0, 8.0 if 'linf' in name else 64.0]
     # eps = 0 is the clean accuracy exactly; the attack never helps.
     assert summary['accuracy'][0] == pytest.approx(clean['accuracy'])
     assert summary['accuracy'][1] <= summary['accuracy'][0]
-  assert 'pgd_l2: eps=0' in capsys.readouterr().out
+  out = capsys.readouterr().out
+  assert 'pgd_l2: eps=0' in out and 'pgd_linf_targeted: eps=0' in out
   # Re-running finds everything done and leaves the files as they were.
-  before = {n: open(os.path.join(model_dir, 'results', n)).read()
-            for n in os.listdir(os.path.join(model_dir, 'results'))}
   assert cifar_suite.main(argv) == 0
-  assert before == {n: open(os.path.join(model_dir, 'results', n)).read()
-                    for n in os.listdir(os.path.join(model_dir, 'results'))}
+  assert everything == _results(model_dir)
 
 
 def test_cifar_suite_refuses_bad_epsilons(tmp_path, capsys):
@@ -57,6 +72,22 @@ def test_cifar_suite_refuses_bad_epsilons(tmp_path, capsys):
     line = eval_fixtures.cli_error(cifar_suite.main, [
         '--model_dir', str(tmp_path), '--fake_data', flag, bad], capsys)
     assert flag in line
+  assert not os.path.exists(tmp_path / 'results')
+
+
+@pytest.mark.parametrize('extra,fragment', [
+    (['--pgd_modes', 'targeted,targeted'], '--pgd_modes'),
+    (['--pgd_modes', 'sideways'], '--pgd_modes'),
+    (['--pgd_modes', ','], '--pgd_modes'),
+    (['--pgd_space', 'raw'], '--pgd_space'),
+    # Normalized units need grids in those units: the defaults are pixels.
+    (['--pgd_space', 'normalized', '--l2_epsilons', '1'], '--linf_epsilons'),
+    (['--pgd_space', 'normalized', '--linf_epsilons', '0.1'], '--l2_epsilons'),
+])
+def test_cifar_suite_refuses_bad_pgd_flags(tmp_path, capsys, extra, fragment):
+  line = eval_fixtures.cli_error(cifar_suite.main, [
+      '--model_dir', str(tmp_path), '--fake_data'] + extra, capsys)
+  assert fragment in line
   assert not os.path.exists(tmp_path / 'results')
 
 
@@ -81,6 +112,7 @@ def test_imagenet_suite_runs_clean_and_the_papers_targeted_pgd(tmp_path):
     item = data['items']['eps=16']
     assert item['step_size'] == 2.0 and data['header']['flags']['num_steps'] == 20
     assert data['header']['flags']['targeted'] is True
+    assert data['header']['flags']['pgd_space'] == 'pixels'
     assert item['clean_accuracy'] == pytest.approx(clean['summary']['accuracy'])
     assert 0.0 <= item['target_hit_rate'] <= 1.0
 
@@ -92,6 +124,13 @@ def test_imagenet_suite_needs_some_data(tmp_path, capsys):
 
 def test_cifar_suite_defaults_are_the_papers_settings():
   args = cifar_suite.build_parser().parse_args(['--model_dir', 'unused'])
-  assert cli.parse_epsilons(args.linf_epsilons) == list(settings.CIFAR_LINF_EPSILONS)
-  assert cli.parse_epsilons(args.l2_epsilons) == list(settings.CIFAR_L2_EPSILONS)
+  grids = cifar_suite.epsilon_grids(args)
+  assert grids['linf'] == list(settings.CIFAR_LINF_EPSILONS)
+  assert grids['l2'] == list(settings.CIFAR_L2_EPSILONS)
   assert args.num_steps == settings.PGD_NUM_STEPS
+  assert cifar_suite.parse_pgd_modes(args.pgd_modes) == ['untargeted', 'targeted']
+  assert args.pgd_space == 'pixels'
+  normalized = cifar_suite.build_parser().parse_args([
+      '--model_dir', 'unused', '--pgd_space', 'normalized', '--linf_epsilons', '0,0.03',
+      '--l2_epsilons', '0.5'])
+  assert cifar_suite.epsilon_grids(normalized) == {'linf': [0.0, 0.03], 'l2': [0.5]}
