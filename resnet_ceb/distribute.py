@@ -17,9 +17,9 @@ code below looks the way it does:
 
 * `Estimator.train` refuses a cluster; `train_and_evaluate` is the supported
   path (its distribute coordinator starts this task's server and trains).
-* The strategy must be built with eager execution off: the Estimator deep-
-  copies it, which an eagerly built one refuses and one built inside a
-  `tf.Graph` fails ("unknown device").
+* Eager execution is turned off before the strategy is built, as TensorFlow's
+  multi-worker Estimator tutorial does. (Built inside a `tf.Graph` instead,
+  the strategy fails when the Estimator deep-copies it: "unknown device".)
 * The chief checkpoints and writes summaries into model_dir; TensorFlow has
   every other worker save into model_dir/tmp_worker_<index> instead.
 * Graph-mode collectives wait forever for a missing peer. The session's
@@ -123,7 +123,8 @@ def read_cluster(environ=None):
     raise ValueError('TF_CONFIG must be a JSON object; %s' % _FORM)
   jobs = _read_jobs(config.get('cluster'))
   if not jobs:
-    if config.get('task'):
+    # TensorFlow's own reading: without a cluster only worker 0 (or no task).
+    if config.get('task', {}) not in ({}, {'type': WORKER, 'index': 0}):
       raise ValueError('TF_CONFIG names a task but no "cluster"; %s' % _FORM)
     return Cluster()
   task_type, task_index = _read_task(config.get('task'), jobs)
@@ -275,7 +276,7 @@ def make_estimator(model_fn, model_dir, params, cluster, *, train_batch_size,
     tf_random_seed: graph-level seed.
     timeout_secs: --worker_timeout_secs.
   """
-  # The Estimator deep-copies the strategy: that works only built without eager.
+  # Graph mode for the whole process, before the strategy exists (module docstring).
   tf1.disable_eager_execution()
   strategy = tf1.distribute.experimental.MultiWorkerMirroredStrategy()
   session_config = tf1.ConfigProto(

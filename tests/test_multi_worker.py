@@ -146,6 +146,15 @@ def _input_batch(model_dir):
   return labels.dim[0].size
 
 
+def _assert_same_values(checkpoint, other):
+  """Every variable of two checkpoints holds the same value."""
+  names = [name for name, _ in tf1.train.list_variables(checkpoint)]
+  assert names == [name for name, _ in tf1.train.list_variables(other)]
+  for name in names:
+    np.testing.assert_array_equal(tf1.train.load_variable(checkpoint, name),
+                                  tf1.train.load_variable(other, name), name)
+
+
 def _first_and_last_losses(estimator, input_fn, model_dir, key, steps):
   paths = _checkpoints(model_dir)
   return [estimator.evaluate(input_fn, steps=steps, checkpoint_path=p)[key]
@@ -181,9 +190,7 @@ def test_resnet_two_workers_train_in_lockstep_and_only_the_chief_writes(tmp_path
   chief_final, worker_final = _checkpoints(model_dir)[-1], _checkpoints(tmp_folder)[-1]
   assert chief_final.endswith('-%d' % RESNET_STEPS)
   assert worker_final.endswith('-%d' % RESNET_STEPS)
-  for name, _ in tf1.train.list_variables(chief_final):
-    np.testing.assert_array_equal(tf1.train.load_variable(chief_final, name),
-                                  tf1.train.load_variable(worker_final, name), name)
+  _assert_same_values(chief_final, worker_final)
 
   # The chief's checkpoint restores on one device (the loss falling: the WRN test).
   params = train_utils.read_params(model_dir)
@@ -236,6 +243,9 @@ def test_wrn_cluster_resumes_after_a_worker_is_killed(tmp_path):
   assert 'eval at step %d' % WRN_STEPS in chief.log()
   assert 'eval at step' not in worker.log()
   assert not os.path.exists(os.path.join(model_dir, 'tmp_worker_0'))
+  # Lockstep, down to the jump-start's running accuracy of the global batch.
+  _assert_same_values(_checkpoints(model_dir)[-1],
+                      _checkpoints(os.path.join(model_dir, 'tmp_worker_1'))[-1])
 
   params = train_utils.read_params(model_dir)
   estimator = train_utils.make_estimator(
@@ -271,6 +281,10 @@ BAD_TF_CONFIGS = [
      "TF_CONFIG task type 'chief' is not a job"),
     ('{"cluster": {"worker": ["localhost:1"], "ps": ["localhost:2"]}, '
      '"task": {"type": "worker", "index": 0}}', "TF_CONFIG names a 'ps' job"),
+    ('{"cluster": {"chief": ["localhost:1", "localhost:2"], "worker": ["localhost:3"]}, '
+     '"task": {"type": "chief", "index": 0}}', 'TF_CONFIG names 2 chief tasks'),
+    ('{"cluster": {"worker": ["localhost:1", "localhost:1"]}, '
+     '"task": {"type": "worker", "index": 0}}', 'TF_CONFIG lists localhost:1 more than once'),
 ]
 
 
@@ -293,6 +307,17 @@ def test_a_batch_the_workers_do_not_divide_exits_2_naming_flag_and_tf_config(
       '--fake_data', '--model_dir=%s' % model_dir, '--train_batch_size=5']
       + [f for f in RESNET_FLAGS if not f.startswith('--train_batch_size')], capsys)
   assert '--train_batch_size=5' in error and 'TF_CONFIG' in error, error
+  assert not model_dir.exists()
+
+
+@pytest.mark.parametrize('flag', ['--mode=eval', '--num_gpus=2', '--worker_timeout_secs=0'])
+def test_single_machine_flags_with_a_cluster_exit_2_naming_the_flag(
+    tmp_path, monkeypatch, capsys, flag):
+  model_dir = tmp_path / 'model'
+  monkeypatch.setenv('TF_CONFIG', _tf_configs(chief_job=False)[0])
+  error = _trainer_error(wrn_main, ['--fake_data', '--model_dir=%s' % model_dir]
+                         + WRN_FLAGS + [flag], capsys)
+  assert error.startswith('error: ' + flag), error
   assert not model_dir.exists()
 
 
