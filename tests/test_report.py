@@ -515,14 +515,50 @@ def test_figure1_draws_the_audit_at_its_epsilon_beside_pgd(tmp_path):
   write_audits(tmp_path / 'r')
   epsilons = {'linf': 8.0, 'l2': 128.0}
   lines = _lines(figures_cifar.figure1(_cifar_groups(tmp_path / 'r'), epsilons, print).axes[0])
-  pgd, audit = lines['WRN-28x10/CEB: PGD L∞ ε=8'], lines['WRN-28x10/CEB: audit L∞ ε=8']
+  pgd = lines['WRN-28x10/CEB: PGD L∞ untargeted ε=8']
+  audit = lines['WRN-28x10/CEB: audit L∞ ε=8']
   assert audit.get_color() == pgd.get_color() == 'tab:red'
   assert (pgd.get_linestyle(), audit.get_linestyle()) == ('-', '--')
   assert (list(audit.get_xdata()), list(audit.get_ydata())) == ([1.0], [pytest.approx(30.0)])
   assert list(lines['WRN-28x10/CEB: audit L2 ε=128'].get_ydata()) == [pytest.approx(40.0)]
   baseline = lines['WRN-28x10/XEnt (Det.): audit L∞ ε=8']
   assert baseline.get_linestyle() == ':' and baseline.get_ydata()[0] == pytest.approx(30.0)
-  assert lines['WRN-28x10/XEnt (Det.): PGD L∞ ε=8'].get_linestyle() == '--'
+  assert lines['WRN-28x10/XEnt (Det.): PGD L∞ untargeted ε=8'].get_linestyle() == '--'
+
+
+def write_targeted_cifar_runs(results_dir, accuracy=0.125):
+  """Targeted sweeps of both norms for every run of `write_cifar_runs`, one accuracy."""
+  for loss, rho in (('xent', 3), ('ceb', 0), ('ceb', 1), ('ceb', 2.5), ('ceb', 5)):
+    for norm, epsilon in (('linf', 8), ('l2', 128)):
+      write_result(results_dir, cifar_params(loss, rho), 'pgd_%s_targeted' % norm,
+                   pgd_result({0: 0.9, epsilon: accuracy}, True), flags={'num_steps': 20})
+
+
+def test_figure1_plots_targeted_pgd_when_present_and_figure2_untargeted(tmp_path, capsys):
+  write_cifar_runs(tmp_path / 'r')
+  epsilons = {'linf': 8.0, 'l2': 128.0}
+  untargeted = _lines(figures_cifar.figure1(_cifar_groups(tmp_path / 'r'), epsilons,
+                                            print).axes[0])
+  write_targeted_cifar_runs(tmp_path / 'r')
+  groups = _cifar_groups(tmp_path / 'r')
+  assert figures_cifar.figure1_pgd(groups, 'l2') == ('pgd_l2_targeted', 'targeted')
+  figure = figures_cifar.figure1(groups, epsilons, print)
+  assert figure.axes[0].get_title() == 'CIFAR-10: accuracy vs ρ (targeted PGD)'
+  lines = _lines(figure.axes[0])
+  for norm in ('L∞ targeted ε=8', 'L2 targeted ε=128'):
+    np.testing.assert_allclose(lines['WRN-28x10/CEB: PGD ' + norm].get_ydata(), [12.5] * 4)
+    assert lines['WRN-28x10/XEnt (Det.): PGD ' + norm].get_ydata()[0] == pytest.approx(12.5)
+  assert not any('untargeted' in label for label in lines)
+  assert any(v != 12.5 for v in untargeted['WRN-28x10/CEB: PGD L∞ untargeted ε=8'].get_ydata())
+  # Figure 2 stays on the untargeted sweeps and says so.
+  linf = figures_cifar.figure2(groups, {1.0}, print).axes[0]
+  assert linf.get_title() == 'untargeted PGD L∞'
+  assert 12.5 not in _lines(linf)['WRN-28x10/CEB ρ=1'].get_ydata()
+  assert run_report(tmp_path / 'r', tmp_path / 'out') == 0
+  assert ('report: figure1.png: PGD L2 targeted (pgd_l2_targeted), L∞ targeted '
+          '(pgd_linf_targeted)') in capsys.readouterr().out
+  summary = (tmp_path / 'out' / 'summary.md').read_text()
+  assert '- figure1.png: PGD L2 targeted (pgd_l2_targeted)' in summary
 
 
 @pytest.mark.parametrize('corrupt', [

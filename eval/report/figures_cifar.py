@@ -1,9 +1,13 @@
-"""Figures 1 and 2 of the paper: CIFAR-10 accuracy under untargeted PGD.
+"""Figures 1 and 2 of the paper: CIFAR-10 accuracy under PGD, labelled targeted or not.
 
 Figure 1 plots accuracy against rho at one epsilon per norm; Figure 2 plots
-accuracy against epsilon per run. When a run has a robustness audit
-(`audit_linf`, `audit_l2`), its accuracy after every attack is drawn dashed in
-the colour of its PGD-20 curve, so a gap between the two shows at a glance.
+accuracy against epsilon per run. The paper calls Figure 1's attack targeted
+and Figure 2's untargeted, so Figure 1 plots targeted PGD (`pgd_<norm>_targeted`)
+when any CIFAR run has it, else untargeted, and says which in its legend,
+title and log line; Figure 2 plots untargeted PGD (`pgd_<norm>`) only. When a
+run has a robustness audit (`audit_linf`, `audit_l2`), its accuracy after
+every attack is drawn dashed in the colour of its PGD-20 curve, so a gap
+between the two shows at a glance.
 Each figure function returns a matplotlib Figure, or None (logged) without data.
 """
 import numpy as np
@@ -56,16 +60,43 @@ def _draw_series(axes, baselines, series, spec, epsilon):
   return drawn
 
 
+def figure1_pgd(groups, norm):
+  """(evaluation, 'targeted' or 'untargeted') Figure 1 plots for a norm.
+
+  Targeted PGD when any CIFAR run has a complete `pgd_<norm>_targeted`,
+  otherwise untargeted `pgd_<norm>`.
+  """
+  baselines, series = runs.cifar_groups(groups)
+  cifar_runs = list(baselines.values()) + [r for slot in series.values() for r in slot.values()]
+  targeted = 'pgd_%s_targeted' % norm
+  if any(run.metrics(targeted) for run in cifar_runs):
+    return targeted, 'targeted'
+  return 'pgd_' + norm, 'untargeted'
+
+
+def _figure1_series(modes):
+  """FIGURE1_SERIES with each PGD row on its norm's (evaluation, mode), labelled so."""
+  series = []
+  for label, evaluation, norm, color, style in FIGURE1_SERIES:
+    if evaluation.startswith('pgd_'):
+      evaluation, mode = modes[norm]
+      label = '%s %s' % (label, mode)
+    series.append((label, evaluation, norm, color, style))
+  return series
+
+
 def figure1(groups, epsilons, log):
-  """Figure 1: CIFAR-10 accuracy vs rho, clean and under untargeted PGD L2 and L-inf.
+  """Figure 1: CIFAR-10 accuracy vs rho, clean and under PGD L2 and L-inf.
 
   One line per metric and CEB-like column over rho (audits dashed); the
-  deterministic baseline's (XEnt) values are horizontal lines of the same colours.
+  deterministic baseline's (XEnt) values are horizontal lines of the same
+  colours. PGD is targeted where the results have it (`figure1_pgd`); the
+  legend and title say which, and a log line names the files' evaluations.
 
   Args:
     groups: runs.group_runs' groups.
     epsilons: {'linf': eps, 'l2': eps}, pixel units.
-    log: called with a line when the figure is skipped.
+    log: called with a line naming the PGD plotted, or why the figure is skipped.
 
   Returns:
     A Figure, or None (logged) when no CIFAR run has any of these values.
@@ -74,7 +105,8 @@ def figure1(groups, epsilons, log):
   figure = plotting.new_figure((7, 4.5))
   axes = figure.add_subplot()
   drawn = False
-  for label, evaluation, norm, color, style in FIGURE1_SERIES:
+  modes = {norm: figure1_pgd(groups, norm) for norm in ('l2', 'linf')}
+  for label, evaluation, norm, color, style in _figure1_series(modes):
     epsilon = epsilons[norm] if norm else None
     name = label if norm is None else '%s ε=%g' % (label, epsilon)
     drawn |= _draw_series(axes, baselines, series, (name, evaluation, norm, color, style),
@@ -83,7 +115,11 @@ def figure1(groups, epsilons, log):
     log('figure1.png skipped: no CIFAR-10 clean or PGD (L2 eps=%g, L-inf eps=%g) results'
         % (epsilons['l2'], epsilons['linf']))
     return None
-  axes.set(xlabel='ρ', ylabel='accuracy (%)', title='CIFAR-10: accuracy vs ρ (untargeted PGD)')
+  log('figure1.png: PGD L2 %s (%s), L∞ %s (%s)' % (
+      modes['l2'][1], modes['l2'][0], modes['linf'][1], modes['linf'][0]))
+  title = ('%s PGD' % modes['l2'][1] if modes['l2'][1] == modes['linf'][1]
+           else 'PGD L2 %s, L∞ %s' % (modes['l2'][1], modes['linf'][1]))
+  axes.set(xlabel='ρ', ylabel='accuracy (%)', title='CIFAR-10: accuracy vs ρ (%s)' % title)
   axes.legend(fontsize='small')
   return figure
 
@@ -163,12 +199,13 @@ def figure2(groups, rhos, log):
   if linf_largest is None and l2_largest is None:
     log('figure2.png skipped: no untargeted CIFAR-10 PGD results (pgd_linf, pgd_l2)')
     return None
-  linf_axes.set(xlabel='L∞ ε (pixels, 0-255)', ylabel='accuracy (%)', title='PGD L∞')
+  linf_axes.set(xlabel='L∞ ε (pixels, 0-255)', ylabel='accuracy (%)',
+                title='untargeted PGD L∞')
   l2_axes.set_xscale('function', functions=(l2_axis_forward, l2_axis_inverse))
   l2_axes.set_xticks(_l2_ticks(l2_largest or L2_LINEAR_LIMIT))
   l2_axes.axvline(L2_LINEAR_LIMIT, color='grey', linestyle=':', linewidth=1)
   l2_axes.set(xlabel='L2 ε (pixels; log scale beyond 100)', ylabel='accuracy (%)',
-              title='PGD L2')
+              title='untargeted PGD L2')
   for axes in (linf_axes, l2_axes):
     axes.legend(fontsize='small')
   return figure

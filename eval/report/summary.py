@@ -12,7 +12,7 @@ from eval.report import table1
 EXPECTED_EVALUATIONS = {
     'imagenet': ('clean', 'imagenet_c', 'imagenet_a', 'pgd_l2_targeted',
                  'pgd_linf_targeted'),
-    'cifar10': ('clean', 'pgd_linf', 'pgd_l2'),
+    'cifar10': ('clean', 'pgd_linf', 'pgd_l2', 'pgd_linf_targeted', 'pgd_l2_targeted'),
 }
 
 
@@ -106,6 +106,8 @@ def summary_markdown(results_dir, counts, runs, groups, cells, warnings, log_lin
             '`accuracy` or `error`, whichever tool wrote it.',
             '- Table 1 PGD rows: error under targeted PGD at ε=%g (`pgd_*_targeted`).'
             % table1.TABLE_PGD['epsilon'],
-            '- Figures 1-2: untargeted PGD (`pgd_linf`, `pgd_l2`); audits (`audit_linf`, '
+            '- Figure 1: targeted PGD (`pgd_linf_targeted`, `pgd_l2_targeted`) when a '
+            'CIFAR-10 run has it, else untargeted (`pgd_linf`, `pgd_l2`); its legend and the '
+            'Figures section above say which. Figure 2: untargeted PGD. Audits (`audit_linf`, '
             '`audit_l2`) dashed in the same colour.']
   return '\n'.join(lines) + '\n'
