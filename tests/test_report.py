@@ -435,6 +435,42 @@ def test_figures_1_and_2_from_cifar_results(tmp_path, capsys):
   assert all(table['clean'][c] == '' for c in paper_table())
 
 
+def cifar10_c_result(errors_pct):
+  """A cifar10_c result: every severity of each corruption at its error (percent)."""
+  items = {corruption_metrics.item_key(c, s): _counts(error, PER_SEVERITY_IMAGES)
+           for c, error in errors_pct.items() for s in corruption_metrics.SEVERITIES}
+  benchmark = [e for c, e in errors_pct.items() if c in corruption_metrics.CORRUPTIONS]
+  return items, {'average_error': float(np.mean(benchmark)) / 100.0}
+
+
+def test_cifar10_c_summary_uses_the_own_xent_as_baseline_and_keeps_the_extras_apart(tmp_path):
+  benchmark, extras = corruption_metrics.CORRUPTIONS, corruption_metrics.EXTRA_CORRUPTIONS
+  xent = {c: 40.0 + i for i, c in enumerate(benchmark)}
+  ceb = {c: 20.0 + 2 * i for i, c in enumerate(benchmark)}
+  write_result(tmp_path / 'r', cifar_params('xent', 3), 'cifar10_c',
+               cifar10_c_result(dict(xent, **{c: 90.0 for c in extras})))
+  write_result(tmp_path / 'r', cifar_params('ceb', 5), 'cifar10_c',
+               cifar10_c_result(dict(ceb, **{c: 10.0 for c in extras})))
+  # Another architecture, without an XEnt run and with two corruptions only.
+  write_result(tmp_path / 'r', dict(cifar_params('ceb', 1), depth=16, width=2), 'cifar10_c',
+               cifar10_c_result({'fog': 30.0, 'frost': 50.0, 'spatter': 5.0}))
+  assert run_report(tmp_path / 'r', tmp_path / 'out') == 0
+  summary = (tmp_path / 'out' / 'summary.md').read_text()
+  mce = 100.0 * np.mean([ceb[c] / xent[c] for c in benchmark])
+  assert ('| WRN-28x10/CEB | 5 | 15 of 15 | %.1f | %.1f | 10.0 | `/runs/WRN-28x10_XEnt_3.0` |'
+          % (np.mean(list(ceb.values())), mce)) in summary
+  assert ('| WRN-28x10/XEnt |  | 15 of 15 | %.1f | 100.0 | 90.0 | `/runs/WRN-28x10_XEnt_3.0` |'
+          % np.mean(list(xent.values()))) in summary
+  assert '| WRN-16x2/CEB | 1 | 2 of 15 | 40.0 |  | 5.0 | none found |' in summary
+  assert "relative to the run's own XEnt model" in summary
+
+
+def test_summary_says_when_there_is_no_cifar10_c_result(tmp_path):
+  write_cifar_runs(tmp_path / 'r')
+  assert run_report(tmp_path / 'r', tmp_path / 'out') == 0
+  assert 'No CIFAR-10-C result files' in (tmp_path / 'out' / 'summary.md').read_text()
+
+
 def test_l2_axis_is_linear_to_100_then_logarithmic():
   eps = np.array([0.0, 50.0, 100.0, 1000.0, 10000.0])
   position = report.l2_axis_forward(eps)

@@ -3,7 +3,8 @@
 Run `python -m eval.report --help` (eval.report.cli). One module per job:
 results_reader (reading and checking result files), runs (runs, columns,
 rho*), table1, figures_cifar (Figures 1-2), figures_imagenet (Figures 3-4),
-audit_table, summary, build (the report in memory, then on disk) and cli.
+audit_table, cifar10c_table (CIFAR-10-C, mCE against the run's own XEnt),
+summary, build (the report in memory, then on disk) and cli.
 The report runs no TensorFlow op and imports nothing that imports TensorFlow.
 """
 from eval.report.build import build_report

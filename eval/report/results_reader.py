@@ -161,15 +161,27 @@ def _top1_metrics(path, data):
   return {'accuracy': accuracy, 'error': error}
 
 
-def _imagenet_c_metrics(path, data):
-  """{'corruption_errors': {corruption: E_c}} over corruptions with all 5 severities."""
-  items = data['items']
+def _corruption_errors(path, items, corruptions):
+  """{corruption: E_c} over those of `corruptions` whose 5 severities the items all hold."""
   errors = {}
-  for corruption in corruption_metrics.CORRUPTIONS:
+  for corruption in corruptions:
     keys = [corruption_metrics.item_key(corruption, s) for s in corruption_metrics.SEVERITIES]
     if all(key in items for key in keys):
       errors[corruption] = float(np.mean([_item_number(path, items, k, 'error') for k in keys]))
-  return {'corruption_errors': errors}
+  return errors
+
+
+def _imagenet_c_metrics(path, data):
+  """{'corruption_errors': {corruption: E_c}} over corruptions with all 5 severities."""
+  return {'corruption_errors': _corruption_errors(path, data['items'],
+                                                  corruption_metrics.CORRUPTIONS)}
+
+
+def _cifar10_c_metrics(path, data):
+  """The 15 benchmark corruptions' E_c and, apart, the 4 extras' (all 5 severities each)."""
+  items = data['items']
+  return {'corruption_errors': _corruption_errors(path, items, corruption_metrics.CORRUPTIONS),
+          'extra_errors': _corruption_errors(path, items, corruption_metrics.EXTRA_CORRUPTIONS)}
 
 
 def _pgd_metrics(path, data):
@@ -202,13 +214,13 @@ def _audit_metrics(path, data):
 
 
 def _no_metrics(path, data):
-  """Evaluations the report does not use (e.g. cifar10_c) are only listed."""
+  """Evaluations the report does not use (e.g. pgd_linf_normalized) are only listed."""
   del path, data
   return {}
 
 
 _METRIC_PARSERS = dict({'clean': _top1_metrics, 'imagenet_a': _top1_metrics,
-                        'imagenet_c': _imagenet_c_metrics},
+                        'imagenet_c': _imagenet_c_metrics, 'cifar10_c': _cifar10_c_metrics},
                        **{name: _pgd_metrics for name in PGD_EVALUATIONS},
                        **{name: _audit_metrics for name in AUDIT_EVALUATIONS})
 

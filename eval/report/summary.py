@@ -2,9 +2,11 @@
 
 Lists the runs found with their evaluations and what each is still missing,
 rho* per column with the clean accuracies it was chosen from, Table 1's
-coverage, the audits' verdicts, every warning and what became of each figure.
+coverage, the audits' verdicts, CIFAR-10-C (eval.report.cifar10c_table), every
+warning and what became of each figure.
 """
 from eval.report import audit_table
+from eval.report import cifar10c_table
 from eval.report import runs as runs_lib
 from eval.report import table1
 
@@ -99,6 +101,7 @@ def summary_markdown(results_dir, counts, runs, groups, cells, warnings, log_lin
            'ignored.' % (results_dir, counts['json'], counts['results'], counts['ignored']), '']
   lines += _runs_section(runs) + [''] + _rho_star_section(groups) + ['']
   lines += _coverage_section(cells) + [''] + _audit_section(runs) + ['']
+  lines += cifar10c_table.cifar10c_section(cifar10c_table.cifar10c_rows(runs)) + ['']
   lines += ['## Warnings', ''] + ['- ' + w for w in warnings or ['none']] + ['']
   lines += ['## Figures', ''] + ['- ' + line for line in log_lines] + ['']
   lines += ['## Notes', '',
