@@ -1,4 +1,4 @@
-"""What the robustness audit's ascending sweep saves, and what APGD costs per pass.
+r"""What the robustness audit's ascending sweep saves, and what APGD costs per pass.
 
 On one small BN-free WRN (CEB head, eval mode; randomly initialized unless
 --model_dir names a trained one), the Figure 1-2 sweep (L-inf eps 1..32, L2
@@ -12,7 +12,8 @@ eps 16..1024) runs two ways in one process, in one graph and session
                 robust iff clean-correct and no attack fooled it.
 
 Both count per-example forward+backward passes and forward-only passes (the
-attacks' own counts, plus one forward per checked output) and wall seconds.
+attacks' own counts, plus one forward per checked output), wall seconds and
+process CPU seconds.
 Printed per norm: each way's accuracy per radius, passes and seconds, the
 ratios (b)/(a), and whether (a) ever reports a higher accuracy than (b).
 Labels are the model's clean predictions, so every example starts correct
@@ -21,9 +22,10 @@ Labels are the model's clean predictions, so every example starts correct
 Last: APGD-100 (one L-inf run) against 100 bare forward-backward passes in a
 while_loop on the same batch, interleaved over rounds: the median ratio of
 seconds per gradient pass (APGD's own count, so its early stop once every
-example is fooled does not flatter it).
+example is fooled does not flatter it), in process CPU time and wall time.
 
-    python -m benchmarks.audit_cost [--num_examples 100 --square_queries 5000 ...]
+    python -m benchmarks.audit_cost [--num_examples 100 --square_queries 5000 \
+        --data_dir CIFAR_DIR --model_dir TRAINED_MODEL_DIR ...]
 """
 import argparse
 import os
@@ -54,16 +56,22 @@ def _model(args):
     model = runner.load_model(args.model_dir)
     return model.logits_fn, audit.restorer(model.checkpoint_path)
   params = {'depth': args.depth, 'width': args.width, 'loss': 'ceb', 'num_classes': 10}
-  return wrn_main.eval_logits_fn(params), None
+  random_wrn = wrn_main.eval_logits_fn(params)
+
+  def seeded(images):
+    # A fixed graph seed: the same random network in every run of the benchmark.
+    tf1.set_random_seed(0)
+    return random_wrn(images)
+
+  return seeded, None
 
 
-def _images(args):
-  """CIFAR-10 test images (--data_dir), else seeded uniform noise."""
+def _images(args, count):
+  """The first `count` CIFAR-10 test images (--data_dir), else seeded uniform noise."""
   if args.data_dir:
-    return cifar_input.load_dataset(args.data_dir, 'test')[0][:args.num_examples].astype(
-        np.float32)
+    return cifar_input.load_dataset(args.data_dir, 'test')[0][:count].astype(np.float32)
   rng = np.random.RandomState(0)
-  return rng.randint(0, 256, (args.num_examples, 32, 32, 3)).astype(np.float32)
+  return rng.randint(0, 256, (count, 32, 32, 3)).astype(np.float32)
 
 
 def _attacks(args):
@@ -97,9 +105,8 @@ def _everything(auditor, clean, epsilons):
 
 
 def _timed(run, *args):
-  start = time.perf_counter()
-  accuracies, records = run(*args)
-  return {'accuracy': accuracies, 'seconds': time.perf_counter() - start,
+  seconds, (accuracies, records) = _seconds(run, *args)
+  return {'accuracy': accuracies, 'seconds': seconds,
           'gradient': sum(r.gradient_passes for r in records),
           'forward': sum(r.forward_passes for r in records)}
 
@@ -126,15 +133,16 @@ def _compare_sweeps(args, logits_fn, restore_fn, images, norm):
   print('%s, epsilons %s, %d examples:' % (norm, ' '.join('%g' % e for e in epsilons),
                                            len(images)))
   for name, way in ways.items():
-    print('  %-10s accuracy %s  fwd+bwd passes %d  forward passes %d  %.1f s' % (
-        name, ' '.join('%.3f' % a for a in way['accuracy']), way['gradient'], way['forward'],
-        way['seconds']))
+    print('  %-10s accuracy %s  fwd+bwd passes %d  forward passes %d  %.1f s (CPU %.1f s)'
+          % (name, ' '.join('%.3f' % a for a in way['accuracy']), way['gradient'],
+             way['forward'], way['seconds']['wall'], way['seconds']['cpu']))
   a, b = ways['audit'], ways['everything']
   never_higher = all(x <= y for x, y in zip(a['accuracy'], b['accuracy']))
-  print('  everything/audit: fwd+bwd passes %.2f  forward passes %.2f  seconds %.2f  '
-        'audit_never_higher=%s' % (b['gradient'] / max(a['gradient'], 1),
-                                   b['forward'] / max(a['forward'], 1),
-                                   b['seconds'] / a['seconds'], never_higher))
+  print('  everything/audit: fwd+bwd passes %.2f  forward passes %.2f  wall %.2f  CPU %.2f  '
+        'audit_never_higher=%s' % (
+            b['gradient'] / max(a['gradient'], 1), b['forward'] / max(a['forward'], 1),
+            b['seconds']['wall'] / a['seconds']['wall'],
+            b['seconds']['cpu'] / a['seconds']['cpu'], never_higher))
 
 
 def _fwd_bwd_loop(logits_fn, x, labels, num_steps):
@@ -160,20 +168,32 @@ def _apgd_per_pass(args, logits_fn, restore_fn, images):
     session.run(tf1.global_variables_initializer())
     if restore_fn:
       restore_fn(session)
-    batch = images[:args.batch_size]
+    batch = images
     feed = {x: batch, y: session.run(predicted, {x: batch})}
     session.run([attack, bare], feed)  # Warm-up.
-    ratios = []
+    ratios = {'cpu': [], 'wall': []}
     for _ in range(args.rounds):
-      start = time.perf_counter()
-      passes = session.run(attack, feed)['gradient_passes']
-      middle = time.perf_counter()
-      session.run(bare, feed)
-      end = time.perf_counter()
-      ratios.append(((middle - start) / passes) / ((end - middle) / (100 * len(batch))))
+      apgd_seconds, out = _seconds(session.run, attack, feed)
+      bare_seconds, _ = _seconds(session.run, bare, feed)
+      for clock in ratios:
+        ratios[clock].append((apgd_seconds[clock] / out['gradient_passes'])
+                             / (bare_seconds[clock] / (100 * len(batch))))
     session.close()
-  print('apgd100_over_100_fwd_bwd=%.2f (median of %d rounds, per gradient pass)'
-        % (np.median(ratios), args.rounds))
+  print('apgd100_over_100_fwd_bwd=%.2f (process CPU time; wall time %.2f), median of %d '
+        'rounds, per gradient pass, batch %d' % (np.median(ratios['cpu']),
+                                                 np.median(ratios['wall']), args.rounds,
+                                                 len(batch)))
+
+
+def _seconds(run, *args):
+  """({'cpu': process CPU seconds, 'wall': seconds}, run's result).
+
+  CPU time counts this process's work on every thread, so it is the steadier
+  measure on a machine other jobs share.
+  """
+  cpu, wall = time.process_time(), time.perf_counter()
+  result = run(*args)
+  return {'cpu': time.process_time() - cpu, 'wall': time.perf_counter() - wall}, result
 
 
 def main():
@@ -192,13 +212,14 @@ def main():
   add('--square_queries', type=int, default=5000)
   add('--norms', default='linf,l2')
   add('--apgd_epsilon', type=float, default=1.0, help='Radius of the APGD-100 timing.')
+  add('--timing_batch', type=int, default=256, help='Batch of the APGD-100 timing.')
   add('--rounds', type=int, default=5)
   args = parser.parse_args()
   logits_fn, restore_fn = _model(args)
-  images = _images(args)
+  images = _images(args, args.num_examples)
   for norm in [name for name in args.norms.split(',') if name]:
     _compare_sweeps(args, logits_fn, restore_fn, images, norm)
-  _apgd_per_pass(args, logits_fn, restore_fn, images)
+  _apgd_per_pass(args, logits_fn, restore_fn, _images(args, args.timing_batch))
 
 
 if __name__ == '__main__':
