@@ -165,9 +165,10 @@ def _first_and_last_losses(estimator, input_fn, model_dir, key, steps):
 def test_resnet_two_workers_train_in_lockstep_and_only_the_chief_writes(tmp_path):
   data_dir = str(tmp_path / 'imagenet')
   make_tfrecords.write_synthetic_imagenet(data_dir, 8, 40, seed=3)
-  model_dir = str(tmp_path / 'model')
+  model_dir, export_dir = str(tmp_path / 'model'), str(tmp_path / 'export')
   argv = RESNET_FLAGS + ['--model_dir=' + model_dir, '--data_dir=' + data_dir,
-                         '--worker_timeout_secs=300']
+                         '--worker_timeout_secs=300', '--export_dir=' + export_dir,
+                         '--serving_input=pixels']
   chief_config, worker_config = _tf_configs(chief_job=True)
   # The worker comes first: it waits for the chief, writing only TF's own folder.
   worker, = _start('resnet_ceb.resnet_main', argv, [worker_config], tmp_path, 'worker')
@@ -182,6 +183,7 @@ def test_resnet_two_workers_train_in_lockstep_and_only_the_chief_writes(tmp_path
   others = {n for n in os.listdir(model_dir)
             if not n.startswith(('events.out.tfevents.', 'model.ckpt-'))}
   assert others == {'checkpoint', 'graph.pbtxt', 'params.json', 'tmp_worker_0'}
+  assert len(os.listdir(export_dir)) == 1  # one SavedModel, the chief's
   summaries = _summary_steps(model_dir)
   assert any(tag == 'loss' for tag, _ in summaries)
   assert len(summaries) == len(set(summaries))  # one writer: the chief
