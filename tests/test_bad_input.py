@@ -21,7 +21,7 @@ from eval import cifar10_c
 from eval import clean
 from eval import imagenet_a
 from eval import imagenet_c
-from eval import pgd
+from eval.pgd import __main__ as pgd_cli
 from resnet_ceb import make_tfrecords
 from resnet_ceb import resnet_main
 from wrn_cifar import wrn_main
@@ -215,26 +215,19 @@ def _eval_error(world, main, argv, capsys):
   return _unchanged(world, lambda: eval_fixtures.cli_error(main, argv, capsys))
 
 
-def _returned_error(main, argv, capsys):
-  """For a CLI whose main returns its exit status (eval.pgd)."""
-  capsys.readouterr()
-  assert main(argv) == 2
-  return capsys.readouterr().err.strip().splitlines()[-1]
-
-
 @pytest.mark.parametrize('epsilons,fragment', [('abc', 'abc'), ('2,nan', 'nan'),
                                                ('-1', '-1')])
 def test_pgd_epsilon_of_the_wrong_type_or_value(world, capsys, epsilons, fragment):
-  line = _unchanged(world, lambda: _returned_error(pgd.main, [
+  line = _eval_error(world, pgd_cli.main, [
       '--model_dir=' + world['ceb_dir'], '--data_dir=' + world['cifar'],
-      '--epsilons=' + epsilons], capsys))
+      '--epsilons=' + epsilons], capsys)
   assert '--epsilons' in line and fragment in line
 
 
 def test_pgd_unknown_norm(world, capsys):
-  line = _unchanged(world, lambda: _returned_error(pgd.main, [
+  line = _eval_error(world, pgd_cli.main, [
       '--model_dir=' + world['ceb_dir'], '--data_dir=' + world['cifar'],
-      '--epsilons=2', '--norm=l3'], capsys))
+      '--epsilons=2', '--norm=l3'], capsys)
   assert "--norm: invalid choice: 'l3'" in line
 
 
