@@ -6,7 +6,7 @@ result path, so that every evaluation's command line behaves the same.
 """
 import argparse
 
-from eval import model_under_attack
+from eval import checks
 from eval import results
 from resnet_ceb import errors
 
@@ -57,7 +57,7 @@ def parse_epsilons(text, flag='--epsilons'):
       value = float(part)
     except ValueError:
       raise ValueError('%s=%s: %r is not a number' % (flag, text, part.strip())) from None
-    model_under_attack.check_epsilon(value, flag)
+    checks.check_epsilon(value, flag)
     if epsilon_key(value) in map(epsilon_key, epsilons):
       raise ValueError('%s=%s lists %g twice' % (flag, text, value))
     epsilons.append(value)

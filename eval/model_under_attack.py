@@ -16,65 +16,29 @@ and `random_point` measure the ball on delta / s instead (eval.pgd.space:
 radii in the model's normalized input units, s its per-channel std).
 """
 import math
-import numbers
 
 import tensorflow as tf
 
-NORMS = ('linf', 'l2')
+from eval import checks
+
 PIXEL_MIN = 0.0
 PIXEL_MAX = 255.0
 # Keeps per-example L2 normalizations finite when a norm is zero.
 TINY_NORM = 1e-12
-MAX_SEED = 2**32 - 1
 
 
-# ---------------------------------------------------------------------------
-# Argument checks, shared by the attacks and their command lines.
-
-
-def require(condition, message):
-  """Raises ValueError(message) unless condition holds."""
-  if not condition:
-    raise ValueError(message)
-
-
-def is_finite_real(value):
-  """A real number (not a bool) that is finite."""
-  return (isinstance(value, numbers.Real) and not isinstance(value, bool)
-          and math.isfinite(value))
-
-
-def is_int(value):
-  """An integer (not a bool)."""
-  return isinstance(value, numbers.Integral) and not isinstance(value, bool)
-
-
-def check_norm(value, name='norm'):
-  """A threat model: 'linf' or 'l2'."""
-  require(value in NORMS, '%s=%r is not one of %s' % (name, value, ', '.join(NORMS)))
-
-
-def check_epsilon(value, name='epsilon'):
-  """An attack radius: a finite real number >= 0 (0 reproduces clean accuracy)."""
-  require(is_finite_real(value) and value >= 0,
-          '%s=%r must be a finite number >= 0' % (name, value))
-
-
-def check_num_steps(value, name='num_steps'):
-  """A step count: an integer >= 1."""
-  require(is_int(value) and value >= 1, '%s=%r must be an integer >= 1' % (name, value))
-
-
-def check_step_size(value, name='step_size'):
-  """A step size: None (the paper's default) or a finite number > 0."""
-  require(value is None or (is_finite_real(value) and value > 0),
-          '%s=%r must be a finite number > 0 (or None for 4/3*eps/n)' % (name, value))
-
-
-def check_seed(value, name='seed'):
-  """A seed numpy's RandomState accepts."""
-  require(is_int(value) and 0 <= value <= MAX_SEED,
-          '%s=%r must be an integer in [0, 2**32 - 1]' % (name, value))
+# The argument checks live in eval.checks (no TensorFlow); the attacks reach
+# them through this module.
+NORMS = checks.NORMS
+MAX_SEED = checks.MAX_SEED
+require = checks.require
+is_finite_real = checks.is_finite_real
+is_int = checks.is_int
+check_norm = checks.check_norm
+check_epsilon = checks.check_epsilon
+check_num_steps = checks.check_num_steps
+check_step_size = checks.check_step_size
+check_seed = checks.check_seed
 
 
 def require_graph_mode(what):

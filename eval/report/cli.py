@@ -21,29 +21,16 @@ evaluation, or two runs in the same column at the same rho print
 `error: <message naming the files>` and exit with status 2; nothing is written,
 because every output is built in memory first and then written atomically.
 """
-import argparse
 import math
 import os
 import sys
 
+from eval import checks
+from eval import cli
 from eval import settings
 from eval.report import build
 from eval.report import results_reader
 from eval.report import table1
-from resnet_ceb import errors
-
-
-class _ArgumentParser(argparse.ArgumentParser):
-  """Flag errors reach `errors.exit_on_bad_input` as ValueError.
-
-  The same as eval.cli.ArgumentParser, which the report cannot import: eval.cli
-  imports TensorFlow (through eval.model_under_attack) and the report runs no
-  TensorFlow op.
-  """
-
-  def error(self, message):
-    """Raises the flag error instead of printing usage and exiting."""
-    raise ValueError('%s (see --help)' % message)
 
 
 def parse_rhos(text):
@@ -63,9 +50,7 @@ def run(args):
   """Checks the flags, builds the report in memory, then writes it; returns 0."""
   args.figure2_rhos = parse_rhos(args.figure2_rhos)
   for flag in ('figure1_linf_eps', 'figure1_l2_eps'):
-    value = getattr(args, flag)
-    if not math.isfinite(value) or value < 0:
-      raise ValueError('--%s=%r must be a finite number >= 0' % (flag, value))
+    checks.check_epsilon(getattr(args, flag), '--' + flag)
   if os.path.exists(args.out) and not os.path.isdir(args.out):
     raise results_reader.ReportError('--out=%s exists and is not a directory' % args.out)
   files, warnings, log_lines = build.build_report(args)
@@ -80,7 +65,7 @@ def run(args):
 
 def build_parser():
   """The command-line flags of `python -m eval.report`."""
-  parser = _ArgumentParser(
+  parser = cli.ArgumentParser(
       prog='python -m eval.report', description='Table 1 and Figures 1-4 from result files.')
   parser.add_argument('--results_dir', required=True,
                       help='Folder searched recursively for result files (*.json).')
@@ -99,5 +84,4 @@ def build_parser():
 
 def main(argv=None):
   """Runs the report on argv; bad input exits 2 with `error: <message>`."""
-  with errors.exit_on_bad_input():
-    return run(build_parser().parse_args(argv))
+  return cli.run_cli(build_parser(), run, argv)
