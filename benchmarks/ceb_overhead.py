@@ -49,6 +49,7 @@ def _time_steps(session, train_op, steps):
 
 
 def main():
+  """Measures both heads in paired rounds and prints the ratio."""
   parser = argparse.ArgumentParser(description=__doc__,
                                    formatter_class=argparse.RawDescriptionHelpFormatter)
   parser.add_argument('--depth', type=int, default=16)

@@ -41,6 +41,7 @@ def parse_args(argv=None):
 
 
 def main(argv=None):
+  """Measures both pipelines side by side and prints their rates."""
   args = parse_args(argv)
   images, labels = cifar_input.load_dataset(args.data_dir, 'train',
                                             fake_data=not args.data_dir,

@@ -82,13 +82,16 @@ class ResultFile:
 
   @property
   def items(self):
+    """The items done so far, by key."""
     return self._data['items']
 
   @property
   def complete(self):
+    """Whether the summary was written (every item done)."""
     return self._data['complete']
 
   def done(self, key):
+    """Whether the item `key` is already in the file."""
     return key in self._data['items']
 
   def add(self, key, value):
