@@ -120,16 +120,25 @@ def make_mirrored_estimator(model_fn, model_dir, params, strategy, *,
                             keep_checkpoint_max=5, tf_random_seed=None):
   """An Estimator running the TPUEstimator-style `model_fn` under `strategy`.
 
-  The input_fn gets `params['batch_size']`, the global batch, which the
-  strategy splits across its replicas.
+  The Estimator calls the input_fn once per replica, so its
+  `params['batch_size']` is the replica's share of the global
+  `train_batch_size`: one step still trains on `train_batch_size` examples.
+
+  Raises:
+    ValueError: the global batch does not split evenly over the replicas.
   """
+  replicas = strategy.num_replicas_in_sync
+  if train_batch_size % replicas:
+    raise ValueError('--train_batch_size=%d does not split evenly over %d devices '
+                     '(--num_gpus); use a multiple of %d'
+                     % (train_batch_size, replicas, replicas))
   config = tf1.estimator.RunConfig(
       model_dir=model_dir, train_distribute=strategy, eval_distribute=strategy,
       save_checkpoints_steps=save_checkpoints_steps,
       keep_checkpoint_max=keep_checkpoint_max, tf_random_seed=tf_random_seed)
   return tf1.estimator.Estimator(
       model_fn=_estimator_model_fn(model_fn), config=config,
-      params=dict(params, batch_size=train_batch_size))
+      params=dict(params, batch_size=train_batch_size // replicas))
 
 
 def _estimator_model_fn(model_fn):

@@ -26,13 +26,14 @@ from wrn_cifar import wrn_main
 tf1 = tf.compat.v1
 
 TWO_CPUS = ['/cpu:0', '/cpu:1']
-# 320 images at batch 16: 20 steps per epoch, checkpoints every 20 steps.
+# 320 images at batch 16 (8 per replica): 20 steps per epoch, checkpoints every 20
+# steps. ResNet: batch 8 (4 per replica) at the learning rate batch 4 had on one device.
 WRN_FLAGS = ['--depth=10', '--width=1', '--train_batch_size=16', '--augment_name=none',
              '--eval_batch_size=50', '--iterations_per_loop=10', '--loss=ceb', '--rho=2',
              '--train_epochs=3', '--save_checkpoints_steps=20', '--mode=train']
-RESNET_FLAGS = ['--resnet_depth=18', '--image_size=32', '--train_batch_size=4',
+RESNET_FLAGS = ['--resnet_depth=18', '--image_size=32', '--train_batch_size=8',
                 '--eval_batch_size=4', '--num_eval_images=8', '--iterations_per_loop=1',
-                '--loss=xent', '--base_learning_rate=2',
+                '--loss=xent', '--base_learning_rate=1',
                 '--num_train_images=8', '--weight_decay=0',
                 '--mode=train']
 RESNET_STEPS = 10
@@ -162,3 +163,14 @@ def test_tpu_estimator_off_tpu_trains_evaluates_and_exports(tmp_path):
 
 if __name__ == '__main__':
   _child(sys.argv[1], sys.argv[2:])
+
+
+class _TwoReplicas:
+  num_replicas_in_sync = 2
+
+
+def test_mirrored_batch_must_split_evenly_over_the_replicas():
+  with pytest.raises(ValueError, match='--train_batch_size=15 does not split evenly'):
+    train_utils.make_mirrored_estimator(
+        wrn_main.wrn_model_fn, '/nonexistent', {}, _TwoReplicas(),
+        train_batch_size=15, save_checkpoints_steps=20)
