@@ -18,12 +18,16 @@ out of the steady state, which keeps everything else the hooks do (progress
 and summaries every 100 steps, the periodic checkpoint). The rest of a
 call's time is its fixed cost: graph build, session creation, restore, the
 graph files and checkpoint written at the start and the checkpoint at the
-end of every call. Wall time is what a user waits; process CPU time is less
-disturbed by other processes on a busy machine, so both are shown.
+end of every call, and closing the session. Closing waits for tf.data's
+autotuning thread (the trainer's input is autotuned too), which sleeps for
+periods doubling up to 60 s: a call that lasts over a minute or so can wait
+up to a minute more, so the fixed cost is shown per call. Wall time is
+what a user waits; process CPU time is less disturbed by other processes on
+a busy machine, so both are shown.
 
 Prints examples/sec, the estimator/raw ratios (steady state; one call of
 --steps steps; and projected for the trainer's default call, --epochs_per_eval
-10 epochs = 3900 steps at batch 128, from the measured fixed cost), the
+10 epochs = 3900 steps at batch 128, from the mean fixed cost), the
 breakdown of the fixed cost and, last,
 `estimator_over_raw_ratio=R estimator_over_raw_cpu_ratio=C` (steady state,
 medians over calls; goal R >= 0.95).
@@ -155,6 +159,10 @@ def _median(calls, key, clock=0):
   return statistics.median(np.atleast_1d(call[key])[clock] for call in calls)
 
 
+def _seconds(values):
+  return '/'.join('%.1f' % v for v in values)
+
+
 def _row(name, batch, step_times, raw_step_times):
   """A table row: examples/sec, then estimator/raw in wall time and in CPU time."""
   wall = [raw[0] / est[0] for raw, est in zip(raw_step_times, step_times)]
@@ -168,6 +176,7 @@ def report(args, calls, call_steps):
   """Prints the table of rates and ratios, and the breakdown of a train call."""
   batch, steps = args.batch_size, args.steps
   raw = [c['raw'] for c in calls]
+  mean_fixed = np.mean([c['fixed'] for c in calls], axis=0)
   print('WRN-%d-%d CEB, batch %d, %d train calls of %d steps, raw steps in chunks of %d'
         % (args.depth, args.width, batch, args.rounds, steps, args.chunk))
   common.print_table(
@@ -176,14 +185,17 @@ def report(args, calls, call_steps):
           _row('Estimator, steady state', batch, [c['steady'] for c in calls], raw),
           _row('Estimator, call of %d steps' % steps, batch,
                [c['total'] / steps for c in calls], raw),
+          # A call's fixed cost varies (see the session close below): project the mean.
           _row('Estimator, call of %d steps (projected)' % call_steps, batch,
-               [c['steady'] + c['fixed'] / call_steps for c in calls], raw)])
+               [c['steady'] + mean_fixed / call_steps for c in calls], raw)])
   saves = _median(calls, 'saves')
-  print('fixed cost per train call %.2fs: %.2fs before the first step (graph, session, '
-        'restore, graph files, first checkpoint), %.2fs in the first %d steps over the '
-        'steady state, %.2fs after the last; %d checkpoints per call, %.2fs each'
-        % (_median(calls, 'fixed'), _median(calls, 'setup'), _median(calls, 'first_steps'),
-           WARM_STEPS, _median(calls, 'tail'), saves,
+  print('fixed cost per train call %.2fs (mean; per call %s): medians %.2fs before the '
+        'first step (graph, session, restore, graph files, first checkpoint), %.2fs in the '
+        'first %d steps over the steady state, %.2fs after the last (checkpoint, session '
+        'close; per call %s); %d checkpoints per call, %.2fs each'
+        % (mean_fixed[0], _seconds(c['fixed'][0] for c in calls), _median(calls, 'setup'),
+           _median(calls, 'first_steps'), WARM_STEPS, _median(calls, 'tail'),
+           _seconds(c['tail'][0] for c in calls), saves,
            _median(calls, 'save_seconds') / max(saves, 1)))
   print('estimator_over_raw_ratio=%.3f estimator_over_raw_cpu_ratio=%.3f' % tuple(
       statistics.median(c['raw'][i] / c['steady'][i] for c in calls) for i in (0, 1)))

@@ -22,7 +22,7 @@ and by this process's CPU time (the pipeline's extra work, which on a busy
 machine shows more steadily than its wall-time cost).
 
     python -m benchmarks.train_input --data_dir ../shared/data/cifar10 \
-        [--depth 16 --width 4 --batch_size 128 --rounds 5 --steps 8]
+        [--depth 16 --width 4 --batch_size 128 --rounds 5 --steps 5]
 """
 import argparse
 import os
@@ -96,7 +96,7 @@ def parse_args(argv=None):
   parser.add_argument('--width', type=int, default=4)
   parser.add_argument('--batch_size', type=int, default=128)
   parser.add_argument('--rounds', type=int, default=5)
-  parser.add_argument('--steps', type=int, default=8, help='timed steps per round')
+  parser.add_argument('--steps', type=int, default=5, help='timed steps per round')
   parser.add_argument('--warmup_steps', type=int, default=1,
                       help='untimed steps before each round')
   args = parser.parse_args(argv)

@@ -17,7 +17,7 @@ once, at the process's first session run. This module adds it to
 TF_XLA_FLAGS when imported; it has no effect where the jit level is OFF.
 
     python -m benchmarks.xla [--depth 16 --width 4 --batch_size 64 \
-        --image_size 224 --resnet_batch_size 4 --rounds 5 --steps 4]
+        --image_size 224 --resnet_batch_size 4 --rounds 5 --steps 3]
 """
 import argparse
 import os
@@ -106,7 +106,7 @@ def parse_args(argv=None):
   parser.add_argument('--image_size', type=int, default=224, help='ResNet image side')
   parser.add_argument('--resnet_batch_size', type=int, default=4)
   parser.add_argument('--rounds', type=int, default=5)
-  parser.add_argument('--steps', type=int, default=4, help='timed steps per round')
+  parser.add_argument('--steps', type=int, default=3, help='timed steps per round')
   args = parser.parse_args(argv)
   if args.rounds < 1 or args.steps < 1:
     parser.error('--rounds and --steps must be positive')
