@@ -66,3 +66,5 @@ def _define_device_flags(fv):
                        **fv)
   flags.DEFINE_bool('deterministic', False, 'Op determinism and fixed seeds.', **fv)
   flags.DEFINE_integer('seed', 0, 'Seed used with --deterministic.', **fv)
+  flags.DEFINE_bool('xla', False, 'XLA auto-clustering of the train step (one machine). '
+                    'Measured slower on CPU (benchmarks/xla.py), so off by default.', **fv)

@@ -482,6 +482,7 @@ def run(f, devices=None):
   """
   validate_flags(f)
   cluster = distribute.cluster_for_flags(f, devices)
+  train_utils.check_xla(f.xla, f.num_gpus, cluster, devices)
   train_input, eval_input = make_inputs(f, cluster)
   params = params_from_flags(f)
   identity = run_identity(params)
@@ -501,7 +502,7 @@ def run(f, devices=None):
       save_checkpoints_steps=max(MIN_CHECKPOINT_STEPS, f.iterations_per_loop),
       iterations_per_loop=f.iterations_per_loop,
       tf_random_seed=f.seed if f.deterministic else None, devices=devices,
-      cluster=cluster, worker_timeout_secs=f.worker_timeout_secs)
+      cluster=cluster, worker_timeout_secs=f.worker_timeout_secs, xla=f.xla)
   with imagenet_input.reading_errors(f.data_dir):
     if f.mode == 'eval':
       return _evaluate(estimator, eval_input, f)

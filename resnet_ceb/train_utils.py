@@ -44,7 +44,8 @@ def make_estimator(model_fn, model_dir, params, *, use_tpu=False, tpu=None,
                    num_gpus=0, train_batch_size, eval_batch_size,
                    save_checkpoints_steps, iterations_per_loop=100,
                    keep_checkpoint_max=5, tf_random_seed=None, devices=None,
-                   cluster=None, worker_timeout_secs=distribute.DEFAULT_TIMEOUT_SECS):
+                   cluster=None, worker_timeout_secs=distribute.DEFAULT_TIMEOUT_SECS,
+                   xla=False):
   """Builds the Estimator that runs `model_fn` where the flags say.
 
   Args:
@@ -64,11 +65,13 @@ def make_estimator(model_fn, model_dir, params, *, use_tpu=False, tpu=None,
       use two virtual CPUs).
     cluster: this task's `distribute.Cluster`, if TF_CONFIG names one.
     worker_timeout_secs: with a cluster, how long a task waits for its peers.
+    xla: XLA auto-clustering of the graph (--xla); one machine, one device.
 
   Returns:
     A `TPUEstimator`; with `num_gpus > 1` or `devices`, an `Estimator`; with a
     cluster, a `distribute.ClusterEstimator`.
   """
+  check_xla(xla, num_gpus, cluster, devices)
   if cluster is not None and cluster.distributed:
     return distribute.make_estimator(
         _estimator_model_fn(model_fn), model_dir, params, cluster,
@@ -90,6 +93,7 @@ def make_estimator(model_fn, model_dir, params, *, use_tpu=False, tpu=None,
     resolver = tf.distribute.cluster_resolver.TPUClusterResolver(tpu)
   config = tf1.estimator.tpu.RunConfig(
       cluster=resolver, model_dir=model_dir,
+      session_config=xla_session_config() if xla else None,
       save_checkpoints_steps=save_checkpoints_steps,
       keep_checkpoint_max=keep_checkpoint_max, tf_random_seed=tf_random_seed,
       log_step_count_steps=iterations_per_loop,
@@ -100,6 +104,28 @@ def make_estimator(model_fn, model_dir, params, *, use_tpu=False, tpu=None,
       use_tpu=use_tpu, model_fn=model_fn, config=config, params=dict(params),
       train_batch_size=train_batch_size, eval_batch_size=eval_batch_size,
       predict_batch_size=eval_batch_size, export_to_tpu=False)
+
+
+def check_xla(xla, num_gpus, cluster=None, devices=None):
+  """Raises ValueError naming --xla unless it runs on one device of one machine."""
+  if xla and ((cluster is not None and cluster.distributed) or devices or num_gpus > 1):
+    raise ValueError('--xla is for one device on one machine, not with TF_CONFIG or '
+                     '--num_gpus > 1')
+
+
+def xla_session_config():
+  """Session options that let XLA auto-cluster the graph (--xla).
+
+  On CPU, TF 2.15 forms clusters only with TF_XLA_FLAGS=--tf_xla_cpu_global_jit
+  as well, which it reads at the process's first session run: it is set here,
+  before the Estimator runs one (benchmarks/xla.py checks that clusters form).
+  """
+  xla_flags = os.environ.get('TF_XLA_FLAGS', '')
+  if '--tf_xla_cpu_global_jit' not in xla_flags.split():
+    os.environ['TF_XLA_FLAGS'] = (xla_flags + ' --tf_xla_cpu_global_jit').strip()
+  config = tf1.ConfigProto(allow_soft_placement=True)
+  config.graph_options.optimizer_options.global_jit_level = tf1.OptimizerOptions.ON_1
+  return config
 
 
 def make_mirrored_strategy(devices):

@@ -220,3 +220,24 @@ def test_bad_cutout_size_exits_2_naming_the_flag(tmp_path, data_dir, flag, value
   assert done.returncode == 2
   assert done.stderr.startswith('error: --%s' % flag) or ('error: --%s' % flag) in done.stderr
   assert not model_dir.exists()
+
+
+def test_xla_session_config_turns_on_auto_clustering(monkeypatch):
+  monkeypatch.setenv('TF_XLA_FLAGS', '--tf_xla_clustering_debug')
+  config = train_utils.xla_session_config()
+  assert (config.graph_options.optimizer_options.global_jit_level
+          == tf1.OptimizerOptions.ON_1)
+  assert os.environ['TF_XLA_FLAGS'].split() == ['--tf_xla_clustering_debug',
+                                                '--tf_xla_cpu_global_jit']
+
+
+@pytest.mark.slow
+def test_xla_flag_trains_and_is_refused_with_several_devices(tmp_path, data_dir):
+  model_dir = tmp_path / 'xla'
+  done = _run_cli(_flags(model_dir, data_dir, '--loss=xent', '--train_epochs=1', '--xla',
+                         '--mode=train'))
+  assert done.returncode == 0, done.stderr[-2000:]
+  assert train_utils.latest_step(str(model_dir)) == 20
+  refused = _run_cli(_flags(tmp_path / 'xla2', data_dir, '--xla', '--num_gpus=2'))
+  assert refused.returncode == 2 and 'error: --xla' in refused.stderr
+  assert not (tmp_path / 'xla2').exists()

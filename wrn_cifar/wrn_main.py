@@ -281,6 +281,7 @@ def run(f, devices=None):
   """
   validate_flags(f)
   cluster = distribute.cluster_for_flags(f, devices)
+  train_utils.check_xla(f.xla, f.num_gpus, cluster, devices)
   train_images, train_labels = _load(f, 'train', f.num_train_images)
   eval_images, eval_labels = _load(f, 'test', f.num_eval_images)
   params = params_from_flags(f, len(train_images))
@@ -298,7 +299,7 @@ def run(f, devices=None):
       save_checkpoints_steps=f.save_checkpoints_steps or params['steps_per_epoch'],
       iterations_per_loop=params['log_every_n_steps'],
       tf_random_seed=f.seed if f.deterministic else None, devices=devices,
-      cluster=cluster, worker_timeout_secs=f.worker_timeout_secs)
+      cluster=cluster, worker_timeout_secs=f.worker_timeout_secs, xla=f.xla)
   seed = distribute.worker_seed(f.seed if f.deterministic else None, cluster)
   eval_input = cifar_input.build_input_fn(eval_images, eval_labels, False, 'none')
   eval_steps = -(-len(eval_images) // f.eval_batch_size)
