@@ -36,7 +36,8 @@ tf1 = tf.compat.v1
 # checkpoints every 100; the chief evaluates once, at the end.
 WRN_FLAGS = ['--depth=10', '--width=1', '--train_batch_size=8', '--augment_name=none',
              '--eval_batch_size=50', '--iterations_per_loop=20', '--loss=ceb', '--rho=2',
-             '--train_epochs=5', '--epochs_per_eval=5', '--save_checkpoints_steps=100']
+             '--train_epochs=5', '--epochs_per_eval=5', '--save_checkpoints_steps=100',
+             '--base_learning_rate=3e-3']
 WRN_STEPS = 200
 # A global batch of 4 (2 per worker), 10 steps.
 RESNET_FLAGS = ['--resnet_depth=18', '--image_size=32', '--train_batch_size=4',
