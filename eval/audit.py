@@ -202,16 +202,6 @@ def _attacks_from_args(args):
           audit_attacks.Square(args.square_queries, args.square_p_init))
 
 
-def _dataset_for(flag, model):
-  recorded = model.params.get('dataset')
-  dataset = flag or recorded
-  mua.require(dataset in examples.DATASETS, '%s/params.json names dataset %r, which has no '
-              'attack input here; pass --dataset' % (model.model_dir, recorded))
-  mua.require(recorded in (None, dataset), '--dataset=%s, but the model was trained on %s '
-              '(%s/params.json)' % (dataset, recorded, model.model_dir))
-  return dataset
-
-
 def _arrays(examples_fn):
   """An examples_fn's data set as numpy arrays (eager)."""
   images, labels = [], []
@@ -250,7 +240,7 @@ def prepare(args):
   model = runner.load_model(args.model_dir, args.checkpoint)
   source = (runner.load_model(args.transfer_from, args.transfer_checkpoint)
             if args.transfer_from else None)
-  dataset = _dataset_for(args.dataset, model)
+  dataset = examples.dataset_for(args.dataset, model, 'attack')
   images, labels = _arrays(examples.load_examples(
       dataset, args.data_dir, args.fake_data, args.num_examples, args.batch_size,
       model.params.get('image_size', 224)))

@@ -17,6 +17,23 @@ from wrn_cifar import cifar_input
 DATASETS = ('cifar10', 'imagenet')
 
 
+def dataset_for(flag, model, attack):
+  """The data set to attack: --dataset, else the one params.json records; checked.
+
+  Args:
+    flag: the --dataset value, or None.
+    model: a `runner.LoadedModel`.
+    attack: the attack's name for the error message, e.g. 'PGD'.
+  """
+  recorded = model.params.get('dataset')
+  dataset = flag or recorded
+  mua.require(dataset in DATASETS, '%s/params.json names dataset %r, which has no '
+              '%s input here; pass --dataset' % (model.model_dir, recorded, attack))
+  mua.require(recorded in (None, dataset), '--dataset=%s, but the model was trained on '
+              '%s (%s/params.json)' % (dataset, recorded, model.model_dir))
+  return dataset
+
+
 def array_examples(images, labels):
   """An `examples_fn` over in-memory arrays (e.g. the CIFAR-10 test set).
 

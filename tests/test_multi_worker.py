@@ -17,15 +17,14 @@ from absl import flags
 from cifar_fixtures import write_cifar_python
 from conftest import REPO_ROOT
 from google.protobuf import text_format
+import imagenet_fixtures
 import numpy as np
 import pytest
 import tensorflow as tf
 
 from resnet_ceb import distribute
-from resnet_ceb import imagenet_input
 from resnet_ceb import make_tfrecords
 from resnet_ceb import resnet_main
-from resnet_ceb import resnet_preprocessing
 from resnet_ceb import train_utils
 from wrn_cifar import cifar_input
 from wrn_cifar import wrn_main
@@ -200,25 +199,8 @@ def test_resnet_two_workers_train_in_lockstep_and_only_the_chief_writes(tmp_path
   estimator = train_utils.make_estimator(
       resnet_main.resnet_model_fn, model_dir, params, train_batch_size=4,
       eval_batch_size=4, save_checkpoints_steps=600)
-  metrics = estimator.evaluate(_train_split_input(data_dir), steps=2)
+  metrics = estimator.evaluate(imagenet_fixtures.train_split_input(data_dir), steps=2)
   assert metrics['global_step'] == RESNET_STEPS and np.isfinite(metrics['loss'])
-
-
-def _train_split_input(data_dir):
-  """Center crops of the train-* images (what a few steps fit), 1-based labels shifted."""
-  def input_fn(params):
-    files = imagenet_input.check_files(data_dir, True)
-
-    def parse(record):
-      parsed = tf.io.parse_single_example(record, {
-          'image/encoded': tf.io.FixedLenFeature((), tf.string),
-          'image/class/label': tf.io.FixedLenFeature([], tf.int64)})
-      image = resnet_preprocessing.preprocess_image(parsed['image/encoded'], False, 32)
-      return image, tf.cast(parsed['image/class/label'], tf.int32) - 1
-
-    return tf.data.TFRecordDataset(files).map(parse).batch(params['batch_size'])
-
-  return input_fn
 
 
 @pytest.mark.slow

@@ -68,16 +68,6 @@ def _config_from_args(args):
   return config
 
 
-def _dataset_for(flag, model):
-  recorded = model.params.get('dataset')
-  dataset = flag or recorded
-  mua.require(dataset in examples.DATASETS, '%s/params.json names dataset %r, which '
-              'has no PGD input here; pass --dataset' % (model.model_dir, recorded))
-  mua.require(recorded in (None, dataset), '--dataset=%s, but the model was trained on '
-              '%s (%s/params.json)' % (dataset, recorded, model.model_dir))
-  return dataset
-
-
 def prepare(args):
   """Checks everything that can fail before any result is written.
 
@@ -89,7 +79,7 @@ def prepare(args):
   model = runner.load_model(args.model_dir, args.checkpoint)
   sweep.model_num_classes(model, config)
   space.channel_scale(config.pgd_space, model.params)
-  dataset = _dataset_for(args.dataset, model)
+  dataset = examples.dataset_for(args.dataset, model, 'PGD')
   examples_fn = examples.load_examples(dataset, args.data_dir, args.fake_data,
                                        args.num_examples, config.batch_size,
                                        model.params.get('image_size', 224))
