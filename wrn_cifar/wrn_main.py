@@ -51,6 +51,8 @@ def define_flags(flag_values=FLAGS):
   flags.DEFINE_integer('train_epochs', 1500, 'Training epochs.', **fv)
   flags.DEFINE_integer('epochs_per_eval', 10, 'Evaluate on the test set every N epochs.', **fv)
   flags.DEFINE_integer('save_checkpoints_steps', None, 'Default: once per epoch.', **fv)
+  flags.DEFINE_integer('keep_checkpoint_max', 5, 'Newest checkpoints kept (older ones are '
+                       'deleted); a study evaluating training over time keeps more.', **fv)
   flags.DEFINE_enum('autoaugment_policy', cifar_input.DEFAULT_AUTOAUGMENT_POLICY,
                     sorted(cifar_input.AUTOAUGMENT_POLICIES),
                     "CIFAR-10 AutoAugment list: 'released' (the released code's 95 "
@@ -222,7 +224,7 @@ def validate_flags(f):
   wrn_model.check_depth_and_width(f.depth, f.width)
   wrn_model.check_init(f.wrn_init)
   for name in ('train_epochs', 'train_batch_size', 'eval_batch_size', 'epochs_per_eval',
-               'iterations_per_loop'):
+               'iterations_per_loop', 'keep_checkpoint_max'):
     train_utils.require_positive(name, getattr(f, name))
   for name in ('num_train_images', 'num_eval_images', 'save_checkpoints_steps'):
     if getattr(f, name) is not None:
@@ -297,7 +299,7 @@ def run(f, devices=None):
       num_gpus=f.num_gpus, train_batch_size=f.train_batch_size,
       eval_batch_size=f.eval_batch_size,
       save_checkpoints_steps=f.save_checkpoints_steps or params['steps_per_epoch'],
-      iterations_per_loop=params['log_every_n_steps'],
+      keep_checkpoint_max=f.keep_checkpoint_max, iterations_per_loop=params['log_every_n_steps'],
       tf_random_seed=f.seed if f.deterministic else None, devices=devices,
       cluster=cluster, worker_timeout_secs=f.worker_timeout_secs, xla=f.xla)
   seed = distribute.worker_seed(f.seed if f.deterministic else None, cluster)
