@@ -172,13 +172,6 @@ def build_network(features, is_training, params, precision):
   return network(features, is_training)
 
 
-def weight_decay_loss(weight_decay):
-  """The reference's L2: every trainable variable not named 'batch_normalization'."""
-  return weight_decay * tf.add_n([
-      tf.nn.l2_loss(v) for v in tf1.trainable_variables()
-      if 'batch_normalization' not in v.name])
-
-
 def head_loss(params, head, labels, logits):
   """The objective's loss; the reference's label-smoothed cross-entropy for xent."""
   if params['loss'] == 'xent' and params['label_smoothing'] > 0:
@@ -233,7 +226,7 @@ def resnet_model_fn(features, labels, mode, params):
         mode, predictions=predictions,
         export_outputs={'classify': tf.estimator.export.PredictOutput(predictions)})
   loss = (head_loss(params, head, labels, logits)
-          + weight_decay_loss(params['weight_decay']))
+          + train_utils.weight_decay_loss(params['weight_decay']))
   if mode == tf.estimator.ModeKeys.EVAL:
     terms = [head[k] for k in HEAD_TERMS if k in head]
     return tf1.estimator.tpu.TPUEstimatorSpec(

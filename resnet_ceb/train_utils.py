@@ -175,7 +175,7 @@ def _estimator_model_fn(model_fn):
   return estimator_model_fn
 
 
-def check_model_dir(model_dir, identity, build_variables):
+def check_model_dir(model_dir, identity, build_variables, absent=None):
   """Refuses a model_dir that belongs to another run, before anything is written.
 
   Args:
@@ -184,6 +184,9 @@ def check_model_dir(model_dir, identity, build_variables):
       It must equal what `params.json` in model_dir recorded, if anything.
     build_variables: callable building the model in the current graph; used
       to compare variable shapes against an existing checkpoint.
+    absent: dict of identity keys newer than some model_dirs, each mapped to
+      the value a params.json without it means (the behaviour before the
+      flag), so such a model_dir still resumes.
 
   Raises:
     ModelDirError: naming the file and the first difference found.
@@ -191,6 +194,9 @@ def check_model_dir(model_dir, identity, build_variables):
   params_path = os.path.join(model_dir, PARAMS_FILE)
   if os.path.exists(params_path):
     recorded = _current_keys(fileio.read_json(params_path).get('identity', {}))
+    for key, value in (absent or {}).items():
+      if key in identity:
+        recorded.setdefault(key, value)
     for key in sorted(set(recorded) | set(identity)):
       if recorded.get(key) != identity.get(key):
         raise ModelDirError(
@@ -218,6 +224,17 @@ def check_checkpoint_shapes(model_dir, checkpoint, build_variables):
             'variable %s is %s there and %s in this model. Use a new --model_dir.'
             % (model_dir, checkpoint, name,
                saved.get(name, 'missing'), shape))
+
+
+def weight_decay_loss(weight_decay):
+  """The TPU reference's L2 weight decay, shared by both trainers.
+
+  weight_decay * sum(||v||^2 / 2) over every trainable variable whose name
+  does not contain 'batch_normalization' (the BN-free WRN has none).
+  """
+  return weight_decay * tf.add_n([
+      tf.nn.l2_loss(v) for v in tf1.trainable_variables()
+      if 'batch_normalization' not in v.name])
 
 
 def latest_step(model_dir):

@@ -213,7 +213,7 @@ def test_weight_decay_skips_batch_norm_variables():
   with tf.Graph().as_default():
     features = tf1.placeholder(tf.float32, [None, IMAGE_SIZE, IMAGE_SIZE, 3])
     resnet_main.build_network(features, True, params, 'float32')
-    decay = resnet_main.weight_decay_loss(1.0)
+    decay = train_utils.weight_decay_loss(1.0)
     variables = tf1.trainable_variables()
     with tf1.Session() as sess:
       sess.run(tf1.global_variables_initializer())

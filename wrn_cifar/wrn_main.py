@@ -10,6 +10,7 @@ size; this trainer uses 128 by default (an assumption). With --train_epochs
 shorter than the paper's 1500, the learning-rate drops at epochs 500, 1000 and
 1250 scale proportionally (e.g. 15 epochs: drops after epochs 5, 10, 12.5).
 """
+import math
 import os
 
 from absl import app
@@ -63,6 +64,9 @@ def define_flags(flag_values=FLAGS):
   flags.DEFINE_enum('wrn_init', wrn_model.INITS[0], list(wrn_model.INITS),
                     "BN-free WRN init: 'fixup' (Fixup-style, trains) or 'he' (the "
                     "original WRN's He init, BatchNorm removed and nothing else).", **fv)
+  flags.DEFINE_float('weight_decay', 0.0, 'L2 weight decay on every trainable variable, '
+                     "the ImageNet trainer's term (train_utils.weight_decay_loss); the paper "
+                     'names none for CIFAR, so 0 (off).', **fv)
   distribute.define_flags(flag_values)
   flags.adopt_module_key_flags(distribute, flag_values=flag_values)
 
@@ -155,6 +159,8 @@ def wrn_model_fn(features, labels, mode, params):
         mode, predictions={'logits': head['logits'],
                            'classes': tf.argmax(head['logits'], axis=-1)})
   loss = head['loss']
+  if params.get('weight_decay', 0.0) > 0:
+    loss += train_utils.weight_decay_loss(params['weight_decay'])
   terms = [head[k] for k in ('hzx', 'hzy', 'hyz', 'rex') if k in head]
   if mode == tf.estimator.ModeKeys.EVAL:
     return tf1.estimator.tpu.TPUEstimatorSpec(
@@ -234,6 +240,8 @@ def validate_flags(f):
     raise ValueError('--use_tpu needs --tpu')
   if not f.base_learning_rate > 0:
     raise ValueError('--base_learning_rate=%r must be positive' % f.base_learning_rate)
+  if not (math.isfinite(f.weight_decay) and f.weight_decay >= 0):
+    raise ValueError('--weight_decay=%r must be a finite number >= 0' % f.weight_decay)
 
 
 def _load(f, split, limit):
@@ -254,7 +262,7 @@ def params_from_flags(f, num_train):
       'train_epochs': f.train_epochs, 'train_batch_size': f.train_batch_size,
       'base_learning_rate': f.base_learning_rate, 'augment_name': f.augment_name,
       'autoaugment_policy': f.autoaugment_policy, 'cutout_size': f.cutout_size,
-      'wrn_init': f.wrn_init,
+      'wrn_init': f.wrn_init, 'weight_decay': f.weight_decay,
       'num_train_images': num_train, 'steps_per_epoch': steps_per_epoch,
       'max_steps': steps_per_epoch * f.train_epochs, 'use_tpu': f.use_tpu,
       'log_every_n_steps': min(f.iterations_per_loop, steps_per_epoch),
@@ -263,10 +271,15 @@ def params_from_flags(f, num_train):
   }
 
 
+# Identity keys newer than some model_dirs: what a params.json without one means.
+ABSENT_IDENTITY = {'weight_decay': 0.0}
+
+
 def run_identity(params):
   """The params that make a model_dir this run's and no other's."""
   keys = ('trainer', 'depth', 'width', 'loss', 'train_batch_size', 'train_epochs',
-          'augment_name', 'autoaugment_policy', 'cutout_size', 'wrn_init', 'jump_start')
+          'augment_name', 'autoaugment_policy', 'cutout_size', 'wrn_init', 'jump_start',
+          'weight_decay')
   identity = {k: params[k] for k in keys}
   if params['loss'] != 'xent':
     identity['rho'] = params['rho']
@@ -288,7 +301,7 @@ def run(f, devices=None):
   eval_images, eval_labels = _load(f, 'test', f.num_eval_images)
   params = params_from_flags(f, len(train_images))
   train_utils.check_model_dir(f.model_dir, run_identity(params),
-                              _build_train_variables(params))
+                              _build_train_variables(params), ABSENT_IDENTITY)
   if f.deterministic:
     train_utils.enable_determinism(f.seed)
   if cluster.is_chief:

@@ -1,0 +1,81 @@
+"""The switches for choices the paper leaves open (README, "Where the paper is silent").
+
+Each default keeps the earlier behaviour, and a model_dir whose params.json
+predates a switch still resumes as the switch's default.
+"""
+import os
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from resnet_ceb import fileio
+from resnet_ceb import train_utils
+from wrn_cifar import wrn_main
+
+tf1 = tf.compat.v1
+
+TINY = ['--depth=10', '--width=1', '--train_batch_size=16', '--augment_name=none']
+NUM_TRAIN = 32
+
+
+def _wrn_params(*extra):
+  f = wrn_main.make_flags(['--model_dir=unused'] + TINY + list(extra))
+  return dict(wrn_main.params_from_flags(f, NUM_TRAIN), batch_size=16)
+
+
+def _wrn_train_loss(weight_decay):
+  """The WRN's xent training loss at init, its variables and its number of L2 ops."""
+  params = _wrn_params('--loss=xent', '--weight_decay=%r' % weight_decay)
+  images = np.random.RandomState(0).uniform(0, 255, [4, 32, 32, 3])
+  with tf.Graph().as_default() as graph:
+    tf1.set_random_seed(0)
+    spec = wrn_main.wrn_model_fn(tf.constant(images, tf.float32), tf.constant([0, 1, 2, 3]),
+                                 tf.estimator.ModeKeys.TRAIN, params)
+    l2_ops = sum(op.type == 'L2Loss' for op in graph.get_operations())
+    with tf1.Session() as session:
+      session.run(tf1.global_variables_initializer())
+      loss, values = session.run(
+          [spec.loss, {v.op.name: v for v in tf1.trainable_variables()}])
+  return loss, values, l2_ops
+
+
+def test_cifar_weight_decay_adds_the_l2_term_and_zero_adds_nothing():
+  plain, values, plain_l2_ops = _wrn_train_loss(0.0)
+  decayed, decayed_values, l2_ops = _wrn_train_loss(0.01)
+  assert plain_l2_ops == 0 and l2_ops == len(values) > 0
+  for name, value in values.items():
+    np.testing.assert_array_equal(decayed_values[name], value)
+  by_hand = 0.01 * sum(0.5 * np.sum(np.square(v.astype(np.float64))) for v in values.values())
+  assert by_hand > 1e-3
+  assert decayed - plain == pytest.approx(by_hand, rel=1e-4)
+
+
+def _write_identity(model_dir, identity):
+  os.makedirs(model_dir)
+  fileio.atomic_write_json(os.path.join(model_dir, train_utils.PARAMS_FILE),
+                           {'identity': identity, 'params': {}})
+
+
+def _without(identity, *keys):
+  return {k: v for k, v in identity.items() if k not in keys}
+
+
+@pytest.mark.parametrize('loss', ['ceb', 'xent'])
+def test_cifar_model_dir_from_before_the_switches_still_matches(tmp_path, loss):
+  identity = wrn_main.run_identity(_wrn_params('--loss=%s' % loss))
+  model_dir = str(tmp_path / 'old')
+  _write_identity(model_dir, _without(identity, *wrn_main.ABSENT_IDENTITY))
+  check = train_utils.check_model_dir
+  check(model_dir, identity, None, wrn_main.ABSENT_IDENTITY)
+  # A switch away from the old default is another run.
+  changed = wrn_main.run_identity(_wrn_params('--loss=%s' % loss, '--weight_decay=1e-4'))
+  with pytest.raises(train_utils.ModelDirError, match='weight_decay'):
+    check(model_dir, changed, None, wrn_main.ABSENT_IDENTITY)
+
+
+def test_cifar_bad_weight_decay_is_refused_naming_the_flag():
+  for value in ('-1e-4', 'nan', 'inf'):
+    f = wrn_main.make_flags(['--model_dir=unused', '--weight_decay=' + value])
+    with pytest.raises(ValueError, match='--weight_decay'):
+      wrn_main.validate_flags(f)
