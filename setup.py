@@ -11,6 +11,8 @@ INSTALL_REQUIRES = [
     'absl-py',
     'numpy<2',
     'Pillow',
+    # CIFAR-10-C-like corruptions (eval.make_cifar10_c); 1.1.2 is the last release.
+    'imagecorruptions==1.1.2',
 ]
 
 setuptools.setup(
