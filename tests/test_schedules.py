@@ -62,3 +62,37 @@ def test_learning_rate_drops_by_0_3_at_scaled_boundaries():
     values = [sess.run(lr, {step: s}) for s in (0, 50, 51, 100, 101, 125, 126, 150)]
   np.testing.assert_allclose(
       values, [1e-3, 1e-3, 3e-4, 3e-4, 9e-5, 9e-5, 2.7e-5, 2.7e-5], rtol=1e-5)
+
+
+def _gamma_reading_rho(step, target, threshold):
+  """The gamma-linear reading by hand, in float64: rho = -log(lerp of e^-rho)."""
+  if threshold is None:
+    start, end, fraction = 100.0, 10.0, min(1.0, step / (2 * SPE))
+  else:
+    start, end, fraction = 10.0, target, min(1.0, max(0.0, (step - threshold) / SPE))
+  return -np.log((1 - fraction) * np.exp(-start) + fraction * np.exp(-end))
+
+
+@pytest.mark.parametrize('step, threshold', [(0, None), (2 * SPE, None), (50 * SPE, None),
+                                             (250, 250), (250 + SPE, 250), (9_999, 250)])
+def test_both_ramp_readings_have_the_same_ends(step, threshold):
+  assert (schedules.cifar_rho(step, SPE, -1.0, threshold, ramp='gamma')
+          == schedules.cifar_rho(step, SPE, -1.0, threshold))
+
+
+def test_gamma_ramp_is_linear_in_gamma_between_the_ends():
+  # Halfway through the first phase gamma is (e^-100 + e^-10) / 2: rho = 10 + log 2.
+  halfway = schedules.cifar_rho(SPE, SPE, 3.0, None, ramp='gamma')
+  assert halfway == pytest.approx(10.0 + np.log(2.0), abs=1e-5)
+  assert halfway != pytest.approx(schedules.cifar_rho(SPE, SPE, 3.0, None), abs=1.0)
+  # Halfway through the second, to rho = -1: -log((e^-10 + e^1) / 2), about -0.307.
+  second = schedules.cifar_rho(250 + SPE // 2, SPE, -1.0, 250, ramp='gamma')
+  assert second == pytest.approx(-1.0 + np.log(2.0) - np.log1p(np.exp(-11.0)), abs=1e-5)
+  for s, t in ((1, None), (37, None), (199, None), (251, 250), (320, 250)):
+    value = schedules.cifar_rho(s, SPE, -1.0, t, ramp='gamma')
+    assert value == pytest.approx(_gamma_reading_rho(s, -1.0, t), abs=1e-4)
+
+
+def test_an_unknown_ramp_is_refused_naming_the_flag():
+  with pytest.raises(ValueError, match='--jump_start_ramp'):
+    schedules.cifar_rho(0, SPE, 3.0, None, ramp='beta')

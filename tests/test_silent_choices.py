@@ -72,6 +72,9 @@ def test_cifar_model_dir_from_before_the_switches_still_matches(tmp_path, loss):
   changed = wrn_main.run_identity(_wrn_params('--loss=%s' % loss, '--weight_decay=1e-4'))
   with pytest.raises(train_utils.ModelDirError, match='weight_decay'):
     check(model_dir, changed, None, wrn_main.ABSENT_IDENTITY)
+  changed = wrn_main.run_identity(_wrn_params('--loss=%s' % loss, '--jump_start_ramp=gamma'))
+  with pytest.raises(train_utils.ModelDirError, match='jump_start_ramp'):
+    check(model_dir, changed, None, wrn_main.ABSENT_IDENTITY)
 
 
 def test_cifar_bad_weight_decay_is_refused_naming_the_flag():
@@ -79,3 +82,25 @@ def test_cifar_bad_weight_decay_is_refused_naming_the_flag():
     f = wrn_main.make_flags(['--model_dir=unused', '--weight_decay=' + value])
     with pytest.raises(ValueError, match='--weight_decay'):
       wrn_main.validate_flags(f)
+
+
+def _first_step_rho(params, step):
+  """The trainer graph's rho at `step` (no 20% crossing yet)."""
+  with tf.Graph().as_default():
+    global_step = tf1.train.get_or_create_global_step()
+    rho = wrn_main._rho_tensor(params, global_step, tf.constant(-1, tf.int64))
+    with tf1.Session() as session:
+      session.run(tf1.global_variables_initializer())
+      session.run(global_step.assign(step))
+      return session.run(rho)
+
+
+def test_cifar_jump_start_ramp_flag_reaches_the_trainers_rho():
+  halfway = _wrn_params('--loss=ceb')['steps_per_epoch']  # of the 2-epoch first phase
+  by_rho = _first_step_rho(_wrn_params('--loss=ceb'), halfway)
+  by_gamma = _first_step_rho(_wrn_params('--loss=ceb', '--jump_start_ramp=gamma'), halfway)
+  assert by_rho == 55.0
+  assert by_gamma == pytest.approx(10.0 + np.log(2.0), abs=1e-5)
+  # params.json before the flag: the rho reading.
+  old = _without(_wrn_params('--loss=ceb'), 'jump_start_ramp')
+  assert _first_step_rho(old, halfway) == by_rho

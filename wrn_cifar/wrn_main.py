@@ -49,6 +49,9 @@ def define_flags(flag_values=FLAGS):
   flags.DEFINE_integer('depth', 28, 'WRN depth, 6n+4.', **fv)
   flags.DEFINE_integer('width', 10, 'WRN widening factor k.', **fv)
   flags.DEFINE_bool('jump_start', True, 'Appendix A.1 rho jump-start (100 -> 10 -> rho).', **fv)
+  flags.DEFINE_enum('jump_start_ramp', schedules.RAMPS[0], list(schedules.RAMPS),
+                    "What the jump-start's ramps are linear in: 'rho', or 'gamma' = e^-rho "
+                    "as Listing 3's ImageNet lerp (same ends, other values between).", **fv)
   flags.DEFINE_integer('train_epochs', 1500, 'Training epochs.', **fv)
   flags.DEFINE_integer('epochs_per_eval', 10, 'Evaluate on the test set every N epochs.', **fv)
   flags.DEFINE_integer('save_checkpoints_steps', None, 'Default: once per epoch.', **fv)
@@ -95,7 +98,8 @@ def _rho_tensor(params, global_step, threshold_step):
   if not params['jump_start']:
     return tf.constant(params['rho'], tf.float32)
   return schedules.cifar_rho_tensor(global_step, params['steps_per_epoch'],
-                                    params['rho'], threshold_step)
+                                    params['rho'], threshold_step,
+                                    params.get('jump_start_ramp', 'rho'))
 
 
 def _update_jump_start(params, global_step, batch_accuracy, threshold_step,
@@ -235,6 +239,7 @@ def validate_flags(f):
   for name in ('num_train_images', 'num_eval_images', 'save_checkpoints_steps'):
     if getattr(f, name) is not None:
       train_utils.require_positive(name, getattr(f, name))
+  schedules.check_ramp(f.jump_start_ramp)
   cifar_input.check_augment_flags(f.augment_name, f.autoaugment_policy, f.cutout_size)
   if f.use_tpu and not f.tpu:
     raise ValueError('--use_tpu needs --tpu')
@@ -259,6 +264,7 @@ def params_from_flags(f, num_train):
       'trainer': 'wrn_cifar', 'dataset': 'cifar10', 'image_size': IMAGE_SIZE,
       'num_classes': NUM_CLASSES, 'depth': f.depth, 'width': f.width,
       'loss': f.loss, 'rho': float(f.rho), 'jump_start': f.jump_start,
+      'jump_start_ramp': f.jump_start_ramp,
       'train_epochs': f.train_epochs, 'train_batch_size': f.train_batch_size,
       'base_learning_rate': f.base_learning_rate, 'augment_name': f.augment_name,
       'autoaugment_policy': f.autoaugment_policy, 'cutout_size': f.cutout_size,
@@ -272,14 +278,14 @@ def params_from_flags(f, num_train):
 
 
 # Identity keys newer than some model_dirs: what a params.json without one means.
-ABSENT_IDENTITY = {'weight_decay': 0.0}
+ABSENT_IDENTITY = {'weight_decay': 0.0, 'jump_start_ramp': 'rho'}
 
 
 def run_identity(params):
   """The params that make a model_dir this run's and no other's."""
   keys = ('trainer', 'depth', 'width', 'loss', 'train_batch_size', 'train_epochs',
           'augment_name', 'autoaugment_policy', 'cutout_size', 'wrn_init', 'jump_start',
-          'weight_decay')
+          'jump_start_ramp', 'weight_decay')
   identity = {k: params[k] for k in keys}
   if params['loss'] != 'xent':
     identity['rho'] = params['rho']
