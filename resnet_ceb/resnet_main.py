@@ -14,7 +14,8 @@ checkpoint. Off TPU the same TPUEstimator runs on the CPU (or one GPU);
 Schedule (appendix A.2, from Cubuk et al.'s AutoAugment ResNet-50): top
 learning rate 1.6 at batch 8192. The reference scales --base_learning_rate by
 batch / 256, so the default 0.05 gives 0.05 * 8192 / 256 = 1.6. Linear
-warm-up over the reference's first 5 epochs (782 steps), x0.1 at epochs 90,
+warm-up over the reference's first 5 epochs (782 steps; --warmup_epochs, 0 =
+none), x0.1 at epochs 90,
 180 and 240 (steps 14,076, 28,151 and 37,535 at batch 8192), 270 epochs in
 all (42,226 steps). The epochs are fixed: a shorter --train_steps just stops
 earlier, as in the reference.
@@ -68,7 +69,8 @@ NUM_EVAL_IMAGES = 50000
 # The reference's convention: learning rate = base_learning_rate * batch / 256.
 LR_REFERENCE_BATCH = 256.0
 BASE_LEARNING_RATE = PAPER_TOP_LEARNING_RATE * LR_REFERENCE_BATCH / PAPER_BATCH_SIZE
-# (multiplier, epoch it starts at): linear warm-up to 1.0 over 5 epochs, then drops.
+# (multiplier, epoch it starts at): linear warm-up to 1.0 over 5 epochs (the
+# default of --warmup_epochs), then drops.
 LR_SCHEDULE = ((1.0, 5), (0.1, 90), (0.01, 180), (0.001, 240))
 TRAIN_STEPS = int(math.ceil(PAPER_TRAIN_EPOCHS * NUM_TRAIN_IMAGES / PAPER_BATCH_SIZE))
 # About 10 and 1 epochs at batch 8192.
@@ -102,6 +104,9 @@ def define_flags(flag_values=FLAGS):
   flags.DEFINE_integer('steps_per_eval', STEPS_PER_EVAL, 'Train steps between '
                        'evaluations (train_and_eval).', **fv)
   flags.DEFINE_float('momentum', 0.9, 'Nesterov momentum.', **fv)
+  flags.DEFINE_float('warmup_epochs', LR_SCHEDULE[0][1], 'Linear learning-rate warm-up '
+                     "over this many epochs (the TPU reference's 5; the paper names none); "
+                     '0: none, the top rate from step 0.', **fv)
   flags.DEFINE_float('weight_decay', 1e-4, 'L2 on non-BatchNorm variables.', **fv)
   flags.DEFINE_float('label_smoothing', 0.0, 'Label smoothing (--loss=xent only).', **fv)
   flags.DEFINE_enum('precision', None, ['bfloat16', 'float32'], 'Default: '
@@ -123,7 +128,9 @@ def learning_rate_schedule(params, current_epoch):
   """The reference's schedule: linear warm-up, then steps down at LR_SCHEDULE's epochs.
 
   Args:
-    params: needs 'base_learning_rate' and 'train_batch_size'.
+    params: needs 'base_learning_rate' and 'train_batch_size'; its
+      'warmup_epochs' (absent: LR_SCHEDULE's 5) replaces LR_SCHEDULE[0]'s
+      epoch, 0 meaning no warm-up.
     current_epoch: float tensor, global_step / steps per epoch.
 
   Returns:
@@ -131,9 +138,12 @@ def learning_rate_schedule(params, current_epoch):
   """
   scaled_lr = params['base_learning_rate'] * (
       params['train_batch_size'] / LR_REFERENCE_BATCH)
-  warmup_mult, warmup_epochs = LR_SCHEDULE[0]
-  rate = scaled_lr * warmup_mult * current_epoch / warmup_epochs
-  for mult, start_epoch in LR_SCHEDULE:
+  warmup_mult, default_epochs = LR_SCHEDULE[0]
+  warmup_epochs = params.get('warmup_epochs', default_epochs)
+  rate = scaled_lr * warmup_mult
+  if warmup_epochs > 0:
+    rate = rate * current_epoch / warmup_epochs
+  for mult, start_epoch in ((warmup_mult, warmup_epochs),) + LR_SCHEDULE[1:]:
     rate = tf.where(current_epoch < start_epoch, rate, scaled_lr * mult)
   return rate
 
@@ -347,6 +357,7 @@ def validate_flags(f):
                      % f.base_learning_rate)
   _finite('momentum', f.momentum, 0.0, 1.0, high_open=True)
   _finite('weight_decay', f.weight_decay, 0.0)
+  _finite('warmup_epochs', f.warmup_epochs, 0.0, LR_SCHEDULE[1][1])
   _finite('label_smoothing', f.label_smoothing, 0.0, 1.0, high_open=True)
   if f.label_smoothing > 0 and f.loss != 'xent':
     raise ValueError('--label_smoothing applies only to --loss=xent')
@@ -368,7 +379,8 @@ def params_from_flags(f):
       'loss': f.loss, 'rho': float(f.rho), 'anneal_rho': f.anneal_rho,
       'augment_name': f.augment_name, 'label_smoothing': f.label_smoothing,
       'base_learning_rate': f.base_learning_rate, 'momentum': f.momentum,
-      'weight_decay': f.weight_decay, 'train_batch_size': f.train_batch_size,
+      'weight_decay': f.weight_decay, 'warmup_epochs': f.warmup_epochs,
+      'train_batch_size': f.train_batch_size,
       'train_steps': f.train_steps, 'num_train_images': f.num_train_images,
       'iterations_per_loop': f.iterations_per_loop, 'use_tpu': f.use_tpu,
       'model_dir': f.model_dir,
@@ -377,10 +389,15 @@ def params_from_flags(f):
   }
 
 
+# Identity keys newer than some model_dirs: what a params.json without one means.
+ABSENT_IDENTITY = {'warmup_epochs': LR_SCHEDULE[0][1]}
+
+
 def run_identity(params):
   """The params that make a model_dir this run's and no other's."""
   keys = ('trainer', 'resnet_depth', 'width_multiplier', 'num_classes',
-          'image_size', 'loss', 'anneal_rho', 'augment_name', 'train_batch_size')
+          'image_size', 'loss', 'anneal_rho', 'augment_name', 'train_batch_size',
+          'warmup_epochs')
   identity = {k: params[k] for k in keys}
   if params['loss'] != 'xent':
     identity['rho'] = params['rho']
@@ -479,7 +496,8 @@ def run(f, devices=None):
   train_input, eval_input = make_inputs(f, cluster)
   params = params_from_flags(f)
   identity = run_identity(params)
-  train_utils.check_model_dir(f.model_dir, identity, _build_train_variables(params))
+  train_utils.check_model_dir(f.model_dir, identity, _build_train_variables(params),
+                              ABSENT_IDENTITY)
   if f.mode == 'eval' and not latest_step(f.model_dir):
     raise FileNotFoundError('--mode=eval: --model_dir=%s holds no checkpoint'
                             % f.model_dir)

@@ -90,6 +90,43 @@ def test_learning_rate_at_warmup_end_and_each_drop():
   np.testing.assert_allclose(got, expected, rtol=1e-5)
 
 
+def _rates(params, steps):
+  with tf.Graph().as_default():
+    step = tf1.placeholder(tf.int64, [])
+    rate = resnet_main.learning_rate_schedule(
+        params, resnet_main.current_epoch(params, step))
+    with tf1.Session() as sess:
+      return [sess.run(rate, {step: s}) for s in steps]
+
+
+@pytest.mark.parametrize('warmup, expected', [
+    # 5 epochs = 781.9 steps at batch 8192; the top rate 1.6 from its end to epoch 90.
+    (5, [0.0, 1.6 * 391 / 781.9, 1.6, 1.6, 0.16]),
+    (0, [1.6, 1.6, 1.6, 1.6, 0.16]),
+    (1, [0.0, 1.6, 1.6, 1.6, 0.16])])
+def test_warmup_epochs_sets_the_linear_warmup(warmup, expected):
+  steps = [0, 391, 782, 14075, 14076]
+  params = resnet_main.params_from_flags(_flags(fake_data=True, model_dir='unused',
+                                                warmup_epochs=warmup))
+  np.testing.assert_allclose(_rates(params, steps), expected, rtol=2e-4)
+
+
+def test_default_warmup_is_the_schedule_before_the_flag_bit_for_bit(tmp_path):
+  params = resnet_main.params_from_flags(_flags(fake_data=True, model_dir=str(tmp_path)))
+  assert params['warmup_epochs'] == 5
+  steps = [0, 1, 391, 781, 782, 14075, 14076]
+  old = {k: v for k, v in params.items() if k != 'warmup_epochs'}
+  assert _rates(params, steps) == _rates(old, steps)
+  # A model_dir from before the flag resumes as the 5-epoch warm-up, no other.
+  identity = resnet_main.run_identity(params)
+  train_utils.write_params(str(tmp_path), {k: v for k, v in identity.items()
+                                           if k != 'warmup_epochs'}, old)
+  check = train_utils.check_model_dir
+  check(str(tmp_path), identity, None, resnet_main.ABSENT_IDENTITY)
+  with pytest.raises(train_utils.ModelDirError, match='warmup_epochs'):
+    check(str(tmp_path), dict(identity, warmup_epochs=0.0), None, resnet_main.ABSENT_IDENTITY)
+
+
 @pytest.mark.parametrize('loss,anneal', [('ceb', 12000), ('cceb', 12000), ('vib', 12000),
                                          ('ceb', 0)])
 def test_gamma_jump_start_is_linear_in_gamma(loss, anneal):
@@ -320,6 +357,8 @@ def test_another_runs_model_dir_is_refused(trained, data_dir):
     (dict(label_smoothing=0.1), ValueError, '--label_smoothing'),
     (dict(augment_name='randaugment'), ValueError, '--augment_name'),
     (dict(train_steps=0), ValueError, '--train_steps'),
+    (dict(warmup_epochs=-1), ValueError, '--warmup_epochs'),
+    (dict(warmup_epochs=91), ValueError, '--warmup_epochs'),
 ])
 def test_bad_flags_fail_before_anything_is_written(data_dir, tmp_path, values, error,
                                                    match):
