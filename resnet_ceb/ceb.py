@@ -10,7 +10,9 @@ Four objectives are offered through `build_head` (the trainers' `--loss` flag):
 * ``xent``: the unchanged baseline, dense logits on f(x) with no noise.
 * ``ceb``: Listing 3, loss = mean(gamma * rex + hyz).
 * ``cceb``: the consistent classifier of section 2.3, where the classifier is
-  Bayes' rule on b(z|y) with a uniform p(y): logits_y = log N(z; mu_y, I).
+  Bayes' rule on b(z|y): logits_y = log N(z; mu_y, I) + log p(y) (Eq. 11),
+  p(y) uniform (the constant drops out; the default) or the training set's
+  label frequencies (`empirical_log_prior`, the trainers' --cceb_prior).
 * ``vib``: Equation 7, b(z|y) replaced by the fixed marginal N(0, I) and the
   weight sigma(-rho) in place of e^-rho.
 """
@@ -24,6 +26,8 @@ tfd = tfp.distributions
 tf1 = tf.compat.v1
 
 LOSSES = ('xent', 'ceb', 'cceb', 'vib')
+# The --cceb_prior values, the default first: cCEB's p(y) in Eq. 11.
+PRIORS = ('uniform', 'empirical')
 # The jump-start's first rho, in Listing 3 (ImageNet) and appendix A.1 (CIFAR).
 JUMP_START_RHO = 100.0
 
@@ -108,24 +112,43 @@ def _class_mus(num_classes, z_dims):
   return tf1.layers.dense(tf.eye(num_classes), z_dims, activation=None, name='dense')
 
 
-def consistent_logits(z, mus):
-  """logits_y = log N(z; mu_y, I) for every class y (cCEB with uniform p(y)).
+def empirical_log_prior(label_counts):
+  """The log prior log p(y) of Eq. 11 from training label counts, float32 [classes].
 
-  Expands the squared distance as |z|^2 - 2 z.mu + |mu|^2 so no
-  [batch, classes, dims] tensor is ever built.
+  Raises:
+    ValueError: naming --cceb_prior if a class has no training example (its
+      log p(y) would be -inf: the class could never be predicted).
+  """
+  counts = np.asarray(label_counts, np.float64)
+  if counts.ndim != 1 or not counts.size or not np.all(counts > 0):
+    raise ValueError('--cceb_prior=empirical needs at least one training example of '
+                     'every class; the label counts are %s' % counts.astype(int).tolist())
+  return np.log(counts / counts.sum()).astype(np.float32)
+
+
+def consistent_logits(z, mus, log_prior=None):
+  """logits_y = log N(z; mu_y, I) + log p(y) for every class y (cCEB, Eq. 11).
+
+  `log_prior` None is the uniform p(y), whose constant is left out (softmax
+  ignores it). Expands the squared distance as |z|^2 - 2 z.mu + |mu|^2 so
+  no [batch, classes, dims] tensor is ever built.
   """
   z_dims = tf.cast(tf.shape(z)[-1], z.dtype)
   sq_dist = (tf.reduce_sum(tf.square(z), axis=-1, keepdims=True)
              - 2.0 * tf.matmul(z, mus, transpose_b=True)
              + tf.reduce_sum(tf.square(mus), axis=-1)[tf.newaxis, :])
-  return -0.5 * sq_dist - 0.5 * z_dims * math.log(2.0 * math.pi)
+  logits = -0.5 * sq_dist - 0.5 * z_dims * math.log(2.0 * math.pi)
+  if log_prior is None:
+    return logits
+  return logits + tf.constant(log_prior, z.dtype)[tf.newaxis, :]
 
 
 def _bottleneck_head(net, labels, num_classes, is_training, weight, marginal,
-                     seed=None):
+                     seed=None, log_prior=None):
   """Shared body of CEB, cCEB and VIB; `marginal` is 'class', 'consistent' or 'standard'.
 
-  `seed`, if given, is a stateless seed (shape-[2] integer tensor) for z ~ e(z|x).
+  `seed`, if given, is a stateless seed (shape-[2] integer tensor) for z ~ e(z|x);
+  `log_prior` is cCEB's log p(y) (None: uniform).
   """
   net = tf.cast(net, tf.float32)
   z_dims = net.shape[-1]
@@ -138,7 +161,7 @@ def _bottleneck_head(net, labels, num_classes, is_training, weight, marginal,
   if marginal == 'consistent':
     with tf1.variable_scope('bzy', reuse=tf1.AUTO_REUSE):
       mus = _class_mus(num_classes, z_dims)
-    cyz = tfd.Categorical(logits=consistent_logits(z, mus))
+    cyz = tfd.Categorical(logits=consistent_logits(z, mus, log_prior))
   else:
     # Get the classifier, c(y|z):
     with tf1.variable_scope('cyz', reuse=tf1.AUTO_REUSE):
@@ -163,7 +186,7 @@ def _bottleneck_head(net, labels, num_classes, is_training, weight, marginal,
 
 
 def ceb_head(net, labels, num_classes, is_training, gamma, consistent=False,
-             seed=None):
+             seed=None, log_prior=None):
   """The CEB head of Listing 3 on the pre-logits `net` (Listing 1).
 
   Args:
@@ -175,6 +198,8 @@ def ceb_head(net, labels, num_classes, is_training, gamma, consistent=False,
     consistent: cCEB: classify with Bayes' rule on b(z|y) instead of c(y|z).
     seed: None (stateful sampling) or a shape-[2] integer tensor, a stateless
       seed that makes z ~ e(z|x) a function of it (see `sample_seed`).
+    log_prior: with `consistent`, log p(y) per class (`empirical_log_prior`);
+      None is the uniform prior.
 
   Returns:
     A dict with `z`, `logits` and, given labels, per-example `hzx`, `hzy`,
@@ -182,7 +207,7 @@ def ceb_head(net, labels, num_classes, is_training, gamma, consistent=False,
     (mean(gamma * rex + hyz), without weight decay).
   """
   return _bottleneck_head(net, labels, num_classes, is_training, gamma,
-                          'consistent' if consistent else 'class', seed)
+                          'consistent' if consistent else 'class', seed, log_prior)
 
 
 def vib_head(net, labels, num_classes, is_training, beta, seed=None):
@@ -217,16 +242,20 @@ def xent_head(net, labels, num_classes):
   return out
 
 
-def build_head(loss, net, labels, num_classes, is_training, weight=None, seed=None):
+def build_head(loss, net, labels, num_classes, is_training, weight=None, seed=None,
+               log_prior=None):
   """Dispatches `--loss` to its head; `weight` is gamma (ceb, cceb) or beta (vib).
 
-  `seed` is the optional stateless seed of z (ignored by xent, which has no noise).
+  `seed` is the optional stateless seed of z (ignored by xent, which has no noise);
+  `log_prior` is cCEB's log p(y), None for uniform (cceb only).
   """
+  if log_prior is not None and loss != 'cceb':
+    raise ValueError('--cceb_prior=empirical applies only to --loss=cceb, not %s' % loss)
   if loss == 'xent':
     return xent_head(net, labels, num_classes)
   if loss == 'vib':
     return vib_head(net, labels, num_classes, is_training, weight, seed)
   if loss in ('ceb', 'cceb'):
     return ceb_head(net, labels, num_classes, is_training, weight,
-                    consistent=(loss == 'cceb'), seed=seed)
+                    consistent=(loss == 'cceb'), seed=seed, log_prior=log_prior)
   raise ValueError('--loss=%r is not one of %s' % (loss, ', '.join(LOSSES)))

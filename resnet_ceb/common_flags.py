@@ -46,6 +46,9 @@ def define_flags(flag_values, *, train_batch_size, eval_batch_size, num_train_im
                       'ImageNet.', **fv)
   flags.DEFINE_string('loss', 'ceb', 'Objective: %s.' % ', '.join(ceb.LOSSES), **fv)
   flags.DEFINE_float('rho', 3.0, 'CEB/VIB control parameter rho (gamma = e^-rho).', **fv)
+  flags.DEFINE_enum('cceb_prior', ceb.PRIORS[0], list(ceb.PRIORS), "cCEB's p(y) (Eq. 11): "
+                    "'uniform', or 'empirical', the training labels' frequencies (CIFAR "
+                    'only; --loss=cceb only).', **fv)
   _define_device_flags(fv)
 
 

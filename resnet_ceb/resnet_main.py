@@ -359,6 +359,11 @@ def validate_flags(f):
   _finite('weight_decay', f.weight_decay, 0.0)
   _finite('warmup_epochs', f.warmup_epochs, 0.0, LR_SCHEDULE[1][1])
   _finite('label_smoothing', f.label_smoothing, 0.0, 1.0, high_open=True)
+  if f.cceb_prior != 'uniform':
+    raise ValueError('--cceb_prior=%s: the ImageNet trainer does not know its training '
+                     "set's label counts (counting them is a pass over every train-* "
+                     'record); only uniform is offered here (ImageNet-1k holds 732 to '
+                     '1300 training images per class)' % f.cceb_prior)
   if f.label_smoothing > 0 and f.loss != 'xent':
     raise ValueError('--label_smoothing applies only to --loss=xent')
   if f.use_tpu and not f.tpu:
@@ -377,6 +382,7 @@ def params_from_flags(f):
       'num_classes': f.num_label_classes, 'image_size': f.image_size,
       'data_format': f.data_format, 'precision': resolve_precision(f),
       'loss': f.loss, 'rho': float(f.rho), 'anneal_rho': f.anneal_rho,
+      'cceb_prior': f.cceb_prior,
       'augment_name': f.augment_name, 'label_smoothing': f.label_smoothing,
       'base_learning_rate': f.base_learning_rate, 'momentum': f.momentum,
       'weight_decay': f.weight_decay, 'warmup_epochs': f.warmup_epochs,
@@ -390,7 +396,7 @@ def params_from_flags(f):
 
 
 # Identity keys newer than some model_dirs: what a params.json without one means.
-ABSENT_IDENTITY = {'warmup_epochs': LR_SCHEDULE[0][1]}
+ABSENT_IDENTITY = {'warmup_epochs': LR_SCHEDULE[0][1], 'cceb_prior': 'uniform'}
 
 
 def run_identity(params):
@@ -401,6 +407,8 @@ def run_identity(params):
   identity = {k: params[k] for k in keys}
   if params['loss'] != 'xent':
     identity['rho'] = params['rho']
+  if params['loss'] == 'cceb':
+    identity['cceb_prior'] = params.get('cceb_prior', 'uniform')
   return identity
 
 

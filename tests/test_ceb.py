@@ -83,6 +83,46 @@ def test_cceb_logits_are_gaussian_log_densities_of_class_means():
                              rtol=1e-4, atol=1e-3)
 
 
+def test_cceb_empirical_prior_adds_log_p_y_as_eq_11():
+  counts = [1, 2, 3, 10]  # p(y) = 1/16, 2/16, 3/16, 10/16
+  log_prior = ceb.empirical_log_prior(counts)
+  np.testing.assert_allclose(log_prior, np.log(np.array(counts) / 16.0), rtol=1e-6)
+  # Both heads in one graph share b(z|y)'s variables (AUTO_REUSE) and z = f(x).
+  _, y, (heads, variables) = _session_run(lambda f, y: {
+      'uniform': ceb.ceb_head(f, y, CLASSES, False, 0.5, consistent=True),
+      'empirical': ceb.ceb_head(f, y, CLASSES, False, 0.5, consistent=True,
+                                log_prior=log_prior)})
+  uniform, empirical = heads['uniform'], heads['empirical']
+  mus = variables['bzy/dense/kernel'] + variables['bzy/dense/bias']
+  z = uniform['z']
+  log_density = (-0.5 * np.sum((z[:, None, :] - mus[None]) ** 2, axis=-1)
+                 - 0.5 * DIMS * math.log(2 * math.pi))
+  # q(y|z) = softmax(log q(z|y) + log p(y)), written out in float64.
+  logits = log_density + np.log(np.array(counts) / 16.0)
+  log_q = logits - np.log(np.sum(np.exp(logits - logits.max(-1, keepdims=True)), -1,
+                                 keepdims=True)) - logits.max(-1, keepdims=True)
+  np.testing.assert_allclose(empirical['hyz'], -log_q[np.arange(BATCH), y], rtol=1e-4,
+                             atol=1e-4)
+  np.testing.assert_allclose(empirical['logits'] - uniform['logits'],
+                             np.broadcast_to(log_prior, (BATCH, CLASSES)), atol=1e-4)
+  # The prior moves only the classifier: rex and hzy are those of the uniform prior.
+  for key in ('rex', 'hzy', 'hzx'):
+    np.testing.assert_array_equal(empirical[key], uniform[key])
+  assert not np.allclose(empirical['hyz'], uniform['hyz'], atol=1e-3)
+
+
+@pytest.mark.parametrize('counts', [[3, 0, 2, 1], []])
+def test_empirical_prior_needs_every_class_seen(counts):
+  with pytest.raises(ValueError, match='--cceb_prior'):
+    ceb.empirical_log_prior(counts)
+
+
+def test_a_prior_is_refused_for_losses_other_than_cceb():
+  with tf.Graph().as_default(), pytest.raises(ValueError, match='--cceb_prior'):
+    ceb.build_head('ceb', tf.zeros([2, DIMS]), tf.zeros([2], tf.int32), CLASSES, False,
+                   0.5, log_prior=ceb.empirical_log_prior([1, 1, 1, 1]))
+
+
 def test_eval_mode_uses_the_mean_and_is_deterministic():
   for loss in ('ceb', 'cceb', 'vib'):
     f, y, (out, _) = _session_run(

@@ -359,6 +359,8 @@ def test_another_runs_model_dir_is_refused(trained, data_dir):
     (dict(train_steps=0), ValueError, '--train_steps'),
     (dict(warmup_epochs=-1), ValueError, '--warmup_epochs'),
     (dict(warmup_epochs=91), ValueError, '--warmup_epochs'),
+    # The ImageNet trainer has no label counts: empirical is an error, not uniform.
+    (dict(loss='cceb', cceb_prior='empirical'), ValueError, '--cceb_prior=empirical'),
 ])
 def test_bad_flags_fail_before_anything_is_written(data_dir, tmp_path, values, error,
                                                    match):

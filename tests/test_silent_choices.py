@@ -5,12 +5,14 @@ predates a switch still resumes as the switch's default.
 """
 import os
 
+from cifar_fixtures import write_cifar_python
 import numpy as np
 import pytest
 import tensorflow as tf
 
 from resnet_ceb import fileio
 from resnet_ceb import train_utils
+from wrn_cifar import cifar_input
 from wrn_cifar import wrn_main
 
 tf1 = tf.compat.v1
@@ -77,6 +79,17 @@ def test_cifar_model_dir_from_before_the_switches_still_matches(tmp_path, loss):
     check(model_dir, changed, None, wrn_main.ABSENT_IDENTITY)
 
 
+def test_cceb_model_dir_from_before_the_prior_flag_resumes_as_uniform(tmp_path):
+  identity = wrn_main.run_identity(_wrn_params('--loss=cceb'))
+  assert identity['cceb_prior'] == 'uniform'
+  model_dir = str(tmp_path / 'old')
+  _write_identity(model_dir, _without(identity, *wrn_main.ABSENT_IDENTITY))
+  train_utils.check_model_dir(model_dir, identity, None, wrn_main.ABSENT_IDENTITY)
+  with pytest.raises(train_utils.ModelDirError, match='cceb_prior'):
+    train_utils.check_model_dir(model_dir, dict(identity, cceb_prior='empirical'), None,
+                                wrn_main.ABSENT_IDENTITY)
+
+
 def test_cifar_bad_weight_decay_is_refused_naming_the_flag():
   for value in ('-1e-4', 'nan', 'inf'):
     f = wrn_main.make_flags(['--model_dir=unused', '--weight_decay=' + value])
@@ -104,3 +117,49 @@ def test_cifar_jump_start_ramp_flag_reaches_the_trainers_rho():
   # params.json before the flag: the rho reading.
   old = _without(_wrn_params('--loss=ceb'), 'jump_start_ramp')
   assert _first_step_rho(old, halfway) == by_rho
+
+
+COUNTS = [5, 1, 2, 3, 4, 1, 2, 3, 6, 5]  # 32 images
+
+
+def test_cifar_empirical_prior_is_recorded_and_moves_the_logits_by_log_p_y():
+  uniform = _wrn_params('--loss=cceb')
+  f = wrn_main.make_flags(['--model_dir=unused', '--loss=cceb', '--cceb_prior=empirical']
+                          + TINY)
+  empirical = wrn_main.params_from_flags(f, NUM_TRAIN, np.array(COUNTS))
+  assert empirical['label_counts'] == COUNTS and 'label_counts' not in uniform
+  assert wrn_main.run_identity(empirical)['cceb_prior'] == 'empirical'
+  images = np.random.RandomState(0).uniform(0, 255, [3, 32, 32, 3]).astype(np.float32)
+  with tf.Graph().as_default():
+    # Both calls build the one network and b(z|y): the logits differ by the prior only.
+    logits = [wrn_main.eval_logits_fn(p)(tf.constant(images)) for p in (uniform, empirical)]
+    with tf1.Session() as session:
+      session.run(tf1.global_variables_initializer())
+      plain, shifted = session.run(logits)
+  np.testing.assert_allclose(shifted - plain,
+                             np.broadcast_to(np.log(np.array(COUNTS) / 32.0), (3, 10)),
+                             atol=1e-4)
+
+
+def test_cifar_empirical_prior_is_refused_where_it_cannot_apply():
+  f = wrn_main.make_flags(['--model_dir=unused', '--loss=ceb', '--cceb_prior=empirical'])
+  with pytest.raises(ValueError, match='--cceb_prior=empirical applies only'):
+    wrn_main.validate_flags(f)
+  f = wrn_main.make_flags(['--model_dir=unused', '--loss=cceb', '--cceb_prior=empirical']
+                          + TINY)
+  with pytest.raises(ValueError, match='--cceb_prior'):
+    wrn_main.params_from_flags(f, NUM_TRAIN, np.array([32] + [0] * 9))
+
+
+def test_cifar_trainer_counts_the_labels_it_loads(tmp_path):
+  data_dir = write_cifar_python(tmp_path / 'cifar')
+  model_dir = str(tmp_path / 'model')
+  wrn_main.run(wrn_main.make_flags(
+      ['--model_dir=' + model_dir, '--data_dir=' + data_dir, '--loss=cceb',
+       '--cceb_prior=empirical', '--num_train_images=160', '--train_epochs=1',
+       '--mode=train'] + TINY))
+  _, labels = cifar_input.load_dataset(data_dir, 'train')
+  params = train_utils.read_params(model_dir)
+  # The first 160 of the 320 training images: the ones the pipeline trains on.
+  assert params['label_counts'] == np.bincount(labels[:160], minlength=10).tolist()
+  assert params['cceb_prior'] == 'empirical'

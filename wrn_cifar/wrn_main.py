@@ -16,6 +16,7 @@ import os
 from absl import app
 from absl import flags
 from absl import logging
+import numpy as np
 import tensorflow as tf
 
 from resnet_ceb import ceb
@@ -77,6 +78,13 @@ def define_flags(flag_values=FLAGS):
 def _network(params):
   """The BN-free WRN a params dict names (params.json before --wrn_init: fixup)."""
   return wrn_model.wrn(params['depth'], params['width'], params.get('wrn_init', 'fixup'))
+
+
+def log_prior(params):
+  """The cCEB log p(y) a params dict names: None (uniform) or its label counts' log."""
+  if params.get('cceb_prior', 'uniform') != 'empirical':
+    return None
+  return ceb.empirical_log_prior(params['label_counts'])
 
 
 def _jump_start_state():
@@ -157,7 +165,7 @@ def wrn_model_fn(features, labels, mode, params):
     weight = ceb.rho_weight(loss_name, rho)
     summaries.update(rho=rho, gamma=weight, running_train_accuracy=running_accuracy)
   head = ceb.build_head(loss_name, net, labels, params['num_classes'], is_training, weight,
-                        z_seed(params, global_step))
+                        z_seed(params, global_step), log_prior(params))
   if mode == tf.estimator.ModeKeys.PREDICT:
     return tf1.estimator.tpu.TPUEstimatorSpec(
         mode, predictions={'logits': head['logits'],
@@ -210,7 +218,8 @@ def eval_logits_fn(params):
 
   def logits_fn(images):
     net = model(images, False)
-    return ceb.build_head(params['loss'], net, None, params['num_classes'], False)['logits']
+    return ceb.build_head(params['loss'], net, None, params['num_classes'], False,
+                          log_prior=log_prior(params))['logits']
 
   return logits_fn
 
@@ -240,6 +249,8 @@ def validate_flags(f):
     if getattr(f, name) is not None:
       train_utils.require_positive(name, getattr(f, name))
   schedules.check_ramp(f.jump_start_ramp)
+  if f.cceb_prior != 'uniform' and f.loss != 'cceb':
+    raise ValueError('--cceb_prior=%s applies only to --loss=cceb' % f.cceb_prior)
   cifar_input.check_augment_flags(f.augment_name, f.autoaugment_policy, f.cutout_size)
   if f.use_tpu and not f.tpu:
     raise ValueError('--use_tpu needs --tpu')
@@ -254,17 +265,27 @@ def _load(f, split, limit):
   return images[:limit], labels[:limit]
 
 
-def params_from_flags(f, num_train):
-  """The params dict every model_fn and input_fn call receives."""
+def params_from_flags(f, num_train, label_counts=None):
+  """The params dict every model_fn and input_fn call receives.
+
+  Args:
+    f: the parsed flags.
+    num_train: the number of training images loaded.
+    label_counts: how many of them each class has; needed, and recorded as
+      `label_counts`, with --cceb_prior=empirical.
+
+  Raises:
+    ValueError: naming the flag that cannot be followed.
+  """
   steps_per_epoch = num_train // f.train_batch_size
   if steps_per_epoch < 1:
     raise ValueError('--train_batch_size=%d is larger than the %d training images'
                      % (f.train_batch_size, num_train))
-  return {
+  params = {
       'trainer': 'wrn_cifar', 'dataset': 'cifar10', 'image_size': IMAGE_SIZE,
       'num_classes': NUM_CLASSES, 'depth': f.depth, 'width': f.width,
       'loss': f.loss, 'rho': float(f.rho), 'jump_start': f.jump_start,
-      'jump_start_ramp': f.jump_start_ramp,
+      'jump_start_ramp': f.jump_start_ramp, 'cceb_prior': f.cceb_prior,
       'train_epochs': f.train_epochs, 'train_batch_size': f.train_batch_size,
       'base_learning_rate': f.base_learning_rate, 'augment_name': f.augment_name,
       'autoaugment_policy': f.autoaugment_policy, 'cutout_size': f.cutout_size,
@@ -275,10 +296,16 @@ def params_from_flags(f, num_train):
       'data_dir': os.path.abspath(f.data_dir) if f.data_dir else None,
       'fake_data': f.fake_data, 'deterministic': f.deterministic, 'seed': f.seed,
   }
+  if f.cceb_prior == 'empirical':
+    if label_counts is None:
+      raise ValueError('--cceb_prior=empirical needs the label counts of the training set')
+    params['label_counts'] = [int(c) for c in label_counts]
+    ceb.empirical_log_prior(params['label_counts'])
+  return params
 
 
 # Identity keys newer than some model_dirs: what a params.json without one means.
-ABSENT_IDENTITY = {'weight_decay': 0.0, 'jump_start_ramp': 'rho'}
+ABSENT_IDENTITY = {'weight_decay': 0.0, 'jump_start_ramp': 'rho', 'cceb_prior': 'uniform'}
 
 
 def run_identity(params):
@@ -289,6 +316,8 @@ def run_identity(params):
   identity = {k: params[k] for k in keys}
   if params['loss'] != 'xent':
     identity['rho'] = params['rho']
+  if params['loss'] == 'cceb':
+    identity['cceb_prior'] = params.get('cceb_prior', 'uniform')
   return identity
 
 
@@ -305,7 +334,8 @@ def run(f, devices=None):
   train_utils.check_xla(f.xla, f.num_gpus, cluster, devices)
   train_images, train_labels = _load(f, 'train', f.num_train_images)
   eval_images, eval_labels = _load(f, 'test', f.num_eval_images)
-  params = params_from_flags(f, len(train_images))
+  params = params_from_flags(f, len(train_images),
+                             np.bincount(train_labels, minlength=NUM_CLASSES))
   train_utils.check_model_dir(f.model_dir, run_identity(params),
                               _build_train_variables(params), ABSENT_IDENTITY)
   if f.deterministic:
