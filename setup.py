@@ -13,6 +13,9 @@ INSTALL_REQUIRES = [
     'Pillow',
     # CIFAR-10-C-like corruptions (eval.make_cifar10_c); 1.1.2 is the last release.
     'imagecorruptions==1.1.2',
+    # eval.make_cifar10_c's three blurs use scipy.ndimage directly (imagecorruptions
+    # needs it too; left to pip's choice for the Python at hand).
+    'scipy',
 ]
 
 setuptools.setup(
