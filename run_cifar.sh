@@ -15,6 +15,8 @@
 #   ./run_cifar.sh eval --model_dir DIR [flags]  clean, PGD L-inf and L2 over eps, CIFAR-10-C
 #   ./run_cifar.sh audit --model_dir DIR [flags] the robustness audit: python -m eval.audit
 #   ./run_cifar.sh mini [--data_dir DIR]         real-data miniature of Figures 1-2 (~60 min)
+#   ./run_cifar.sh study [--data_dir DIR]        does CEB make a model more robust? The real-data
+#                                                study of README "The study" (~2 h on 2 cores)
 #
 # Environment: MODEL_ROOT (default runs/cifar) holds the matrix's runs; DATA_DIR, when set,
 # is the CIFAR-10 copy of every run and evaluation (otherwise tfds downloads cifar10);
@@ -66,7 +68,7 @@ case "$cmd" in
   all)
     sweep_parse "$@"
     if ((sweep_dry_run)); then sweep_all; exit 0; fi ;;
-  quickstart|train|eval|audit|mini) ;;
+  quickstart|train|eval|audit|mini|study) ;;
   *) echo "error: unknown command '${cmd}'" >&2; usage >&2; exit 2 ;;
 esac
 
@@ -79,5 +81,6 @@ case "$cmd" in
   eval) exec python -m eval.cifar_suite "$@" ;;
   audit) exec python -m eval.audit --dataset cifar10 "$@" ;;
   mini) exec python -m studies.mini "$@" ;;
+  study) exec python -m studies.study "$@" ;;
   all) sweep_all ;;
 esac

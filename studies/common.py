@@ -1,8 +1,9 @@
 """What the studies share: their training flags, one small WRN run, quiet logs.
 
 Every study trains small BatchNorm-free WRNs in process with the same flags
-(no AutoAugment, one evaluation at the end), so that a re-run resumes each
-model from its last checkpoint and finished models are not retrained.
+(one evaluation at the end; AutoAugment only where the study asks), so that a
+re-run resumes each model from its last checkpoint and finished models are
+not retrained.
 """
 import logging
 import os
@@ -27,8 +28,11 @@ def add_training_flags(parser, model_root):
   parser.add_argument('--num_eval_images', type=int, default=None)
 
 
-def train(args, name, flags):
+def train(args, name, flags, augment_name='none'):
   """Trains (or resumes) model_root/name with the trainer `flags` added.
+
+  The studies evaluate once, at the end; `augment_name` is the trainer's flag
+  (the miniatures train without AutoAugment).
 
   Returns:
     (model_dir, the trainer's last evaluation metrics).
@@ -36,7 +40,7 @@ def train(args, name, flags):
   model_dir = os.path.join(args.model_root, name)
   argv = ['--model_dir=%s' % model_dir, '--depth=%d' % args.depth,
           '--width=%d' % args.width, '--train_epochs=%d' % args.train_epochs,
-          '--augment_name=none', '--epochs_per_eval=%d' % args.train_epochs] + flags
+          '--augment_name=%s' % augment_name, '--epochs_per_eval=%d' % args.train_epochs] + flags
   argv += ['--data_dir=%s' % args.data_dir] if args.data_dir else []
   argv += ['--fake_data'] if args.fake_data else []
   for flag in ('num_train_images', 'num_eval_images'):
