@@ -24,8 +24,10 @@ import time
 
 from eval import audit
 from eval import checkpoint_curve
+from eval import cifar10_c
 from eval import cifar_suite
 from eval import cli
+from eval import corruption_metrics
 from eval import make_cifar10_c
 from eval import report
 from studies import common
@@ -89,8 +91,13 @@ def apply_preset(args):
     args.rho_values = [float(r) for r in args.rhos.split(',')]
   except ValueError:
     raise ValueError('--rhos=%s: expected comma-separated numbers' % args.rhos) from None
-  for flag in ('linf_epsilons', 'l2_epsilons', 'audit_linf', 'audit_l2'):
-    cli.parse_epsilons(getattr(args, flag), '--' + flag)
+  # Parsed once, before any training: a bad grid or name fails here, not hours later.
+  args.epsilon_values = {flag: cli.parse_epsilons(getattr(args, flag), '--' + flag)
+                         for flag in ('linf_epsilons', 'l2_epsilons', 'audit_linf', 'audit_l2')}
+  args.corruption_names = None
+  if args.corruptions:
+    args.corruption_names = corruption_metrics.parse_names(
+        'corruptions', args.corruptions, cifar10_c.CORRUPTIONS)
   return args
 
 
@@ -140,8 +147,8 @@ class Study:
     self.log('%s: PGD sweeps and corruptions' % model_dir)
     cifar_suite.evaluate_model(
         model_dir, data_dir=self.args.data_dir, fake_data=self.args.fake_data,
-        linf_epsilons=cli.parse_epsilons(self.args.linf_epsilons),
-        l2_epsilons=cli.parse_epsilons(self.args.l2_epsilons),
+        linf_epsilons=self.args.epsilon_values['linf_epsilons'],
+        l2_epsilons=self.args.epsilon_values['l2_epsilons'],
         num_examples=self.args.pgd_examples, cifar10c_dir=cifar10c_dir,
         pgd_modes=cifar_suite.PGD_MODES)
 
@@ -163,9 +170,8 @@ class Study:
     if self.args.cifar10c_dir:
       return self.args.cifar10c_dir
     out = os.path.join(self.args.model_root, 'cifar10_c')
-    corruptions = self.args.corruptions.split(',') if self.args.corruptions else None
     self.log('corruption set: %s' % out)
-    make_cifar10_c.make(*self.test_set, out, corruptions=corruptions)
+    make_cifar10_c.make(*self.test_set, out, corruptions=self.args.corruption_names)
     return out
 
 

@@ -155,9 +155,10 @@ def frontier_gaps(runs, key):
       continue
     finals, every = [], []
     for model_dir in dirs:
-      points = [p for p in _curve(model_dir) if clean[0] <= p['test_accuracy'] <= clean[-1]]
+      curve = _curve(model_dir)
+      points = [p for p in curve if clean[0] <= p['test_accuracy'] <= clean[-1]]
       every += [p[key] - np.interp(p['test_accuracy'], clean, robust) for p in points]
-      last = _curve(model_dir)[-1:]
+      last = curve[-1:]
       if last and last[0] in points:
         finals.append(last[0][key] - np.interp(last[0]['test_accuracy'], clean, robust))
     gaps[name] = (float(np.mean(finals)) if finals else None,

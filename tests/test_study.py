@@ -102,7 +102,8 @@ def test_tiny_study_rerun_resumes_without_redoing_work(tiny_study):
 
 @pytest.mark.parametrize('flag,value', [('--rhos', '1,three'), ('--seeds', '0'),
                                         ('--linf_epsilons', 'eight'),
-                                        ('--audit_l2', '-1'), ('--checkpoints', '0')])
+                                        ('--audit_l2', '-1'), ('--checkpoints', '0'),
+                                        ('--corruptions', 'fog,smog')])
 def test_study_refuses_bad_flags_before_writing(tmp_path, capsys, flag, value):
   with pytest.raises(SystemExit) as exit_info:
     study.main(['--preset', 'tiny', '--fake_data', '--model_root', str(tmp_path / 's'),
