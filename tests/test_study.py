@@ -100,6 +100,119 @@ def test_tiny_study_rerun_resumes_without_redoing_work(tiny_study):
         attacks=(('linf', 8.0),), num_examples=16)
 
 
+class _Stages:
+  """Records what the driver asks of each stage; stands in for the heavy ones."""
+
+  # The curve's last point per run: rho=2 is the most robust CEB, rho=1 the most
+  # robust at L-inf alone, so the choice must sum both attacks.
+  LAST = {'xent': (0.9, 0.9), 'ceb_rho1': (0.5, 0.0), 'ceb_rho2': (0.3, 0.3),
+          'ceb_rho3': (0.1, 0.2)}
+
+  def __init__(self, monkeypatch):
+    self.calls = []
+    monkeypatch.setattr(study.common, 'train', self.train)
+    monkeypatch.setattr(study.checkpoint_curve, 'evaluate_checkpoints', self.curve)
+    monkeypatch.setattr(study.cifar_suite, 'evaluate_model', self.evaluate)
+    monkeypatch.setattr(study.audit, 'run', self.audit)
+    monkeypatch.setattr(study.make_cifar10_c, 'make', self.make)
+    monkeypatch.setattr(study.report, 'main', self.report)
+    monkeypatch.setattr(study.study_report, 'write', self.write)
+    self.report_exit = 0
+
+  def train(self, args, name, flags, augment_name):
+    model_dir = os.path.join(args.model_root, name)
+    self.calls.append(('train', os.path.basename(args.model_root), name, tuple(flags),
+                       augment_name))
+    return model_dir, {}
+
+  def curve(self, model_dir, *, train, test, attacks, num_examples, data_flags, log):
+    self.calls.append(('curve', model_dir, len(train[0]), len(test[0]), attacks,
+                       num_examples, data_flags['fake_data']))
+    linf, l2 = self.LAST[os.path.basename(model_dir)]
+    return [{'pgd_linf_4': 0.0, 'pgd_l2_128': 0.0}, {'pgd_linf_4': linf, 'pgd_l2_128': l2}]
+
+  def evaluate(self, model_dir, **kwargs):
+    self.calls.append(('evaluate', model_dir, kwargs))
+
+  def audit(self, args):
+    self.calls.append(('audit', args))
+
+  def make(self, images, labels, out, corruptions):
+    self.calls.append(('make', len(images), len(labels), out, corruptions))
+
+  def report(self, argv):
+    self.calls.append(('report', argv))
+    return self.report_exit
+
+  def write(self, model_root, best, *, minutes, docs_dir):
+    self.calls.append(('write', model_root, best, docs_dir))
+    return ['summary.md']
+
+  def of(self, kind):
+    return [call[1:] for call in self.calls if call[0] == kind]
+
+
+def test_driver_runs_every_stage_in_order_on_the_right_models(tmp_path, monkeypatch):
+  stages = _Stages(monkeypatch)
+  root = str(tmp_path / 'root')
+  assert study.main(['--preset', 'tiny', '--fake_data', '--model_root', root,
+                     '--rhos', '1,2,3', '--num_eval_images', '30', '--docs_dir', 'docs']) == 0
+  # Seed 0: XEnt and every rho; seed 1: XEnt and the most robust CEB, rho=2.
+  trained = [(seed, name) for seed, name, _, _ in stages.of('train')]
+  assert trained == [('seed0', 'xent'), ('seed0', 'ceb_rho1'), ('seed0', 'ceb_rho2'),
+                     ('seed0', 'ceb_rho3'), ('seed1', 'xent'), ('seed1', 'ceb_rho2')]
+  tiny = study.PRESETS['tiny']
+  # 256 images, batch 128, 2 epochs: 4 steps, a checkpoint every 2 (2 kept, plus room).
+  for _, name, flags, augment_name in stages.of('train'):
+    assert augment_name == 'autoaugment'
+    assert flags[-3:] == ('--train_batch_size=128', '--save_checkpoints_steps=2',
+                          '--keep_checkpoint_max=4')
+    assert flags[:-3] == (('--loss=xent',) if name == 'xent' else
+                          ('--loss=ceb', '--rho=%s' % name[len('ceb_rho'):]))
+  # Each trained model's curve, on the trainer's images, at the two headline attacks.
+  curves = stages.of('curve')
+  assert [c[0] for c in curves] == [os.path.join(root, s, n) for s, n in trained]
+  assert {c[1:] for c in curves} == {(tiny['num_train_images'], 30, study.CURVE_ATTACKS,
+                                      tiny['curve_examples'], True)}
+  finals = [os.path.join(root, s, n) for s, n in trained]
+  # The corruption set is made once, from the test images, before the final evaluations.
+  assert stages.of('make') == [(30, 30, os.path.join(root, 'cifar10_c'),
+                                ['gaussian_noise', 'brightness'])]
+  kinds = [call[0] for call in stages.calls]
+  assert kinds.index('make') < kinds.index('evaluate')
+  evaluated = stages.of('evaluate')
+  assert [e[0] for e in evaluated] == finals
+  for _, kwargs in evaluated:
+    assert kwargs['cifar10c_dir'] == os.path.join(root, 'cifar10_c') and kwargs['fake_data']
+    assert kwargs['linf_epsilons'] == [4.0] and kwargs['l2_epsilons'] == [128.0]
+    assert kwargs['num_examples'] == tiny['pgd_examples']
+  # Every final model audited at both norms; all but the baseline get its transfers.
+  audits = [args for (args,) in stages.of('audit')]
+  assert [(a.model_dir, a.norm) for a in audits] == [
+      (d, norm) for d in finals for norm in ('linf', 'l2')]
+  baseline = os.path.join(root, 'seed0', 'xent')
+  for args in audits:
+    assert args.transfer_from == (None if args.model_dir == baseline else baseline)
+    assert args.fake_data and args.num_examples == tiny['audit_examples']
+    assert (args.apgd_targets, args.square_queries) == (tiny['apgd_targets'],
+                                                        tiny['square_queries'])
+  # Then the report of the seed-0 runs, then the study's own summary.
+  assert stages.of('report') == [(['--results_dir', os.path.join(root, 'seed0'),
+                                   '--out', os.path.join(root, 'report')],)]
+  assert stages.of('write') == [(root, 'ceb_rho2', 'docs')]
+  assert kinds[-2:] == ['report', 'write']
+
+
+def test_driver_exits_2_when_the_report_fails(tmp_path, monkeypatch, capsys):
+  stages = _Stages(monkeypatch)
+  stages.report_exit = 1
+  with pytest.raises(SystemExit) as exit_info:
+    study.main(['--preset', 'tiny', '--fake_data', '--model_root', str(tmp_path / 'r')])
+  assert exit_info.value.code == 2
+  assert 'the report failed' in capsys.readouterr().err
+  assert not stages.of('write')
+
+
 @pytest.mark.parametrize('flag,value', [('--rhos', '1,three'), ('--seeds', '0'),
                                         ('--linf_epsilons', 'eight'),
                                         ('--audit_l2', '-1'), ('--checkpoints', '0'),
