@@ -5,6 +5,14 @@ ceb_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 # TensorFlow's C++ start-up chatter (CUDA probes, grappler notes) hides the real output.
 export TF_CPP_MIN_LOG_LEVEL="${TF_CPP_MIN_LOG_LEVEL:-3}"
 
+# tensorflow-metadata 1.14.0 declares protobuf<4.21, and protobuf 3.20 has no compiled
+# wheel for Python 3.11, so pip's choice there is pure-Python protobuf: every Estimator
+# call then serializes its graph (graph.pbtxt, each checkpoint's .meta, the event file)
+# in Python, 2.5x the whole time of a 4-step AutoAugment training (README, "Set-up").
+# The generated code of tensorflow-metadata 1.14.0 is the kind protobuf 4 reads, and
+# TensorFlow 2.15 allows <5, so the compiled protobuf goes in over pip's choice.
+ceb_protobuf='protobuf==4.25.3'
+
 ceb_python_ok() {
   "$1" -c 'import sys; sys.exit(0 if (3, 9) <= sys.version_info[:2] <= (3, 11) else 1)' 2>/dev/null
 }
@@ -24,7 +32,7 @@ ceb_find_python() {
 
 ceb_bootstrap() {
   local venv="$ceb_root/.venv" stamp want py log="$ceb_root/.venv-install.log"
-  want="$(sha256sum < "$ceb_root/setup.py" | cut -d' ' -f1)"
+  want="$({ cat "$ceb_root/setup.py"; echo "$ceb_protobuf"; } | sha256sum | cut -d' ' -f1)"
   stamp="$venv/.ceb-setup-sha256"
   if [[ -f "$stamp" ]] && [[ "$(cat "$stamp")" == "$want" ]] \
       && ceb_python_ok "$venv/bin/python"; then
@@ -44,7 +52,8 @@ ceb_bootstrap() {
     "$py" -m venv "$venv" || { echo "error: could not create $venv" >&2; return 1; }
   fi
   echo "Installing the pinned packages into $venv (a few minutes the first time)..." >&2
-  if ! "$venv/bin/python" -m pip install -e "$ceb_root[test,plots]" >"$log" 2>&1; then
+  if ! { "$venv/bin/python" -m pip install -e "$ceb_root[test,plots]" \
+         && "$venv/bin/python" -m pip install --no-deps "$ceb_protobuf"; } >"$log" 2>&1; then
     tail -n 30 "$log" >&2
     echo "error: installing the pinned packages into $venv failed; full log: $log" >&2
     return 1

@@ -27,3 +27,10 @@ def test_wrong_python_gets_a_clear_message(tmp_path):
   assert 'needs Python 3.9, 3.10 or 3.11' in result.stderr
   assert 'Python 3.12.1' in result.stderr
   assert not (root / '.venv').exists()
+
+
+def test_protobuf_is_the_compiled_one():
+  # scripts/bootstrap.sh installs it over pip's choice: pure-Python protobuf makes every
+  # Estimator call serialize its graph in Python (README, "Set-up").
+  from google.protobuf.internal import api_implementation
+  assert api_implementation.Type() in ('upb', 'cpp')
