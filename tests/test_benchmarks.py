@@ -79,3 +79,14 @@ def test_xla_clusters_form_and_both_ratios_print():
     assert int(plain) == 0 and int(xla) > 0
   values = ratios(stdout, 'xla_over_plain_step_time_ratio')
   assert len(values) == 2 and all(math.isfinite(v) and v > 0 for v in values)
+
+
+@pytest.mark.slow
+def test_protobuf_impl_runs_both_implementations_and_prints_its_ratios():
+  stdout = run_benchmark('protobuf_impl', '--rounds', '1', '--steps', '2')
+  # Each child process really got the implementation its row names.
+  assert re.search(r'^python +python ', stdout, re.M)
+  assert re.search(r'^compiled +(upb|cpp) ', stdout, re.M)
+  for name in ('python_over_compiled_wall', 'python_over_compiled_cpu'):
+    [ratio] = ratios(stdout, name)
+    assert math.isfinite(ratio) and ratio > 0
