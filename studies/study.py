@@ -2,7 +2,7 @@
 
 Trains BatchNorm-free WRNs with the paper's pipeline (AutoAugment with Cutout,
 Adam 1e-3 with x0.3 drops at 1/3, 2/3 and 5/6 of training, the rho jump-start)
-as XEnt and as CEB at several rho, keeping a checkpoint every tenth of
+as XEnt, as CEB at several rho and as VIB at one, keeping a checkpoint every tenth of
 training. Each kept checkpoint is measured clean (train and test) and under
 the two headline attacks (eval.checkpoint_curve). The final models then get
 the paper's PGD sweeps, untargeted and targeted (eval.cifar_suite), the
@@ -13,7 +13,7 @@ differences can be set against run-to-run noise. Every stage resumes.
 
     ./run_cifar.sh study --data_dir ../shared/data/cifar10
 
-Layout under --model_root: seed<S>/<run>/ (xent, ceb_rho<R>), cifar10_c/ (the
+Layout under --model_root: seed<S>/<run>/ (xent, ceb_rho<R>, vib_rho<R>), cifar10_c/ (the
 corruption set), report/ (the eval.report of the seed-0 runs) and study/ (the
 study's figures and summary.md, see studies.study_report).
 """
@@ -36,12 +36,12 @@ from wrn_cifar import cifar_input
 
 # The scale measured to fit about 100 minutes on 2 CPU cores (README, "The study").
 PRESETS = {
-    'full': dict(depth=10, width=1, train_epochs=70, rhos='1,2,3,5', seeds=2, checkpoints=10,
-                 curve_examples=500, pgd_examples=500, audit_examples=500,
+    'full': dict(depth=10, width=1, train_epochs=70, rhos='1,2,3,5', vib_rhos='3', seeds=2,
+                 checkpoints=10, curve_examples=500, pgd_examples=500, audit_examples=500,
                  apgd_targets=3, square_queries=1000, linf_epsilons='2,4,8',
                  l2_epsilons='32,128,512', audit_linf='2,4,8', audit_l2='32,128'),
-    'tiny': dict(depth=10, width=1, train_epochs=2, rhos='2', seeds=2, checkpoints=2,
-                 num_train_images=256, num_eval_images=40, curve_examples=16,
+    'tiny': dict(depth=10, width=1, train_epochs=2, rhos='2', vib_rhos='', seeds=2,
+                 checkpoints=2, num_train_images=256, num_eval_images=40, curve_examples=16,
                  pgd_examples=16, audit_examples=8, apgd_targets=1, square_queries=20,
                  linf_epsilons='4', l2_epsilons='128', audit_linf='4', audit_l2='128',
                  corruptions='gaussian_noise,brightness'),
@@ -60,6 +60,7 @@ def build_parser():
   add('--preset', choices=sorted(PRESETS), default='full',
       help='full: the measured study; tiny: plumbing in seconds (with --fake_data)')
   add('--rhos', help='CEB rho values (comma list)')
+  add('--vib_rhos', help='VIB rho values, beta = 1 / (1 + e^rho) (comma list; empty: none)')
   add('--seeds', type=int, help='seeds of XEnt and of the most robust CEB')
   add('--checkpoints', type=int, help='checkpoints kept and measured over training')
   add('--curve_examples', type=int, help='test images attacked at every checkpoint')
@@ -87,10 +88,8 @@ def apply_preset(args):
                'apgd_targets', 'square_queries', 'train_epochs'):
     if getattr(args, flag) < 1:
       raise ValueError('--%s=%d: expected a positive count' % (flag, getattr(args, flag)))
-  try:
-    args.rho_values = [float(r) for r in args.rhos.split(',')]
-  except ValueError:
-    raise ValueError('--rhos=%s: expected comma-separated numbers' % args.rhos) from None
+  args.rho_values = _numbers('rhos', args.rhos)
+  args.vib_values = _numbers('vib_rhos', args.vib_rhos) if args.vib_rhos else []
   # Parsed once, before any training: a bad grid or name fails here, not hours later.
   args.epsilon_values = {flag: cli.parse_epsilons(getattr(args, flag), '--' + flag)
                          for flag in ('linf_epsilons', 'l2_epsilons', 'audit_linf', 'audit_l2')}
@@ -99,6 +98,13 @@ def apply_preset(args):
     args.corruption_names = corruption_metrics.parse_names(
         'corruptions', args.corruptions, cifar10_c.CORRUPTIONS)
   return args
+
+
+def _numbers(flag, text):
+  try:
+    return [float(r) for r in text.split(',')]
+  except ValueError:
+    raise ValueError('--%s=%s: expected comma-separated numbers' % (flag, text)) from None
 
 
 def _data(args):
@@ -189,7 +195,8 @@ def run(args):
   common.quiet_logs()
   study = Study(args)
   runs = dict([('xent', ['--loss=xent'])] + [
-      ('ceb_rho%g' % rho, ['--loss=ceb', '--rho=%g' % rho]) for rho in args.rho_values])
+      ('ceb_rho%g' % rho, ['--loss=ceb', '--rho=%g' % rho]) for rho in args.rho_values] + [
+      ('vib_rho%g' % rho, ['--loss=vib', '--rho=%g' % rho]) for rho in args.vib_values])
   curves = {name: study.train(name, flags, 0) for name, flags in runs.items()}
   best = most_robust(curves)
   study.log('most robust CEB at seed 0: %s' % best)

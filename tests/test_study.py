@@ -104,9 +104,9 @@ class _Stages:
   """Records what the driver asks of each stage; stands in for the heavy ones."""
 
   # The curve's last point per run: rho=2 is the most robust CEB, rho=1 the most
-  # robust at L-inf alone, so the choice must sum both attacks.
+  # robust at L-inf alone, so the choice must sum both attacks; VIB is no CEB.
   LAST = {'xent': (0.9, 0.9), 'ceb_rho1': (0.5, 0.0), 'ceb_rho2': (0.3, 0.3),
-          'ceb_rho3': (0.1, 0.2)}
+          'ceb_rho3': (0.1, 0.2), 'vib_rho4': (0.8, 0.8)}
 
   def __init__(self, monkeypatch):
     self.calls = []
@@ -156,19 +156,21 @@ def test_driver_runs_every_stage_in_order_on_the_right_models(tmp_path, monkeypa
   stages = _Stages(monkeypatch)
   root = str(tmp_path / 'root')
   assert study.main(['--preset', 'tiny', '--fake_data', '--model_root', root,
-                     '--rhos', '1,2,3', '--num_eval_images', '30', '--docs_dir', 'docs']) == 0
-  # Seed 0: XEnt and every rho; seed 1: XEnt and the most robust CEB, rho=2.
+                     '--rhos', '1,2,3', '--vib_rhos', '4', '--num_eval_images', '30', '--docs_dir', 'docs']) == 0
+  # Seed 0: XEnt, every CEB rho and VIB; seed 1: XEnt and the most robust CEB, rho=2.
   trained = [(seed, name) for seed, name, _, _ in stages.of('train')]
   assert trained == [('seed0', 'xent'), ('seed0', 'ceb_rho1'), ('seed0', 'ceb_rho2'),
-                     ('seed0', 'ceb_rho3'), ('seed1', 'xent'), ('seed1', 'ceb_rho2')]
+                     ('seed0', 'ceb_rho3'), ('seed0', 'vib_rho4'), ('seed1', 'xent'),
+                     ('seed1', 'ceb_rho2')]
   tiny = study.PRESETS['tiny']
   # 256 images, batch 128, 2 epochs: 4 steps, a checkpoint every 2 (2 kept, plus room).
   for _, name, flags, augment_name in stages.of('train'):
     assert augment_name == 'autoaugment'
     assert flags[-3:] == ('--train_batch_size=128', '--save_checkpoints_steps=2',
                           '--keep_checkpoint_max=4')
+    loss, _, rho = name.partition('_rho')
     assert flags[:-3] == (('--loss=xent',) if name == 'xent' else
-                          ('--loss=ceb', '--rho=%s' % name[len('ceb_rho'):]))
+                          ('--loss=' + loss, '--rho=' + rho))
   # Each trained model's curve, on the trainer's images, at the two headline attacks.
   curves = stages.of('curve')
   assert [c[0] for c in curves] == [os.path.join(root, s, n) for s, n in trained]
@@ -213,7 +215,8 @@ def test_driver_exits_2_when_the_report_fails(tmp_path, monkeypatch, capsys):
   assert not stages.of('write')
 
 
-@pytest.mark.parametrize('flag,value', [('--rhos', '1,three'), ('--seeds', '0'),
+@pytest.mark.parametrize('flag,value', [('--rhos', '1,three'), ('--vib_rhos', '3,'),
+                                        ('--seeds', '0'),
                                         ('--linf_epsilons', 'eight'),
                                         ('--audit_l2', '-1'), ('--checkpoints', '0'),
                                         ('--corruptions', 'fog,smog')])
@@ -231,6 +234,7 @@ def test_full_preset_is_the_measured_scale():
   args = study.apply_preset(study.build_parser().parse_args([]))
   assert (args.depth, args.width, args.train_epochs) == (10, 1, 70)
   assert args.rho_values == [1.0, 2.0, 3.0, 5.0] and args.seeds == 2
+  assert args.vib_values == [3.0]
   assert (args.pgd_examples, args.audit_examples, args.checkpoints) == (500, 500, 10)
   # A flag given beats the preset.
   args = study.apply_preset(study.build_parser().parse_args(['--train_epochs', '3']))
