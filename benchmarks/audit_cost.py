@@ -16,6 +16,10 @@ attacks' own counts, plus one forward per checked output), wall seconds and
 process CPU seconds.
 Printed per norm: each way's accuracy per radius, passes and seconds, the
 ratios (b)/(a), and whether (a) ever reports a higher accuracy than (b).
+Then the floor: an example robust at a radius takes every attack's whole
+gradient budget there in both ways (no run stops while it stands), so
+(b)'s gradient passes over that floor bound what any audit on survivors can
+save; `bound_everything_over_floor` is that ceiling on the passes ratio.
 Labels are the model's clean predictions, so every example starts correct
 (a random network would otherwise get a tenth right).
 
@@ -104,6 +108,22 @@ def _everything(auditor, clean, epsilons):
   return accuracies, records
 
 
+def _gradient_budget(attack):
+  """Gradient passes `attack` spends on an example it never fools."""
+  if isinstance(attack, audit_attacks.Pgd):
+    return settings.PGD_NUM_STEPS
+  if isinstance(attack, audit_attacks.Apgd):
+    runs = attack.num_restarts * (attack.num_targets if attack.loss == 'targeted-dlr' else 1)
+    return runs * (attack.num_steps + 1)  # A run's passes include its starting point's.
+  return 0
+
+
+def _robust_floor(attacks, accuracies, num_examples):
+  """Gradient passes both ways spend on the examples robust at each radius."""
+  robust = sum(int(round(a * num_examples)) for a in accuracies)
+  return robust * sum(_gradient_budget(attack) for attack in attacks)
+
+
 def _timed(run, *args):
   seconds, (accuracies, records) = _seconds(run, *args)
   return {'accuracy': accuracies, 'seconds': seconds,
@@ -122,8 +142,9 @@ def _warm_up(auditor, clean, epsilons):
 def _compare_sweeps(args, logits_fn, restore_fn, images, norm):
   """Runs (a) and (b) for one norm and prints them."""
   epsilons = [float(e) for e in settings.EPSILONS[norm] if e > 0]
+  attacks = _attacks(args)
   with audit_engine.Auditor(logits_fn, images.shape[1:], norm=norm, epsilons=epsilons,
-                            attacks=_attacks(args), seed=0, batch_size=args.batch_size,
+                            attacks=attacks, seed=0, batch_size=args.batch_size,
                             restore_fn=restore_fn) as auditor:
     labels = auditor.predict(images, np.zeros(len(images), np.int32))
     clean = auditor.clean(images, labels)
@@ -143,6 +164,10 @@ def _compare_sweeps(args, logits_fn, restore_fn, images, norm):
             b['gradient'] / max(a['gradient'], 1), b['forward'] / max(a['forward'], 1),
             b['seconds']['wall'] / a['seconds']['wall'],
             b['seconds']['cpu'] / a['seconds']['cpu'], never_higher))
+  floor = _robust_floor(attacks, b['accuracy'], len(images))
+  print('  floor: %d fwd+bwd passes on examples robust at each radius (the audit spent %d); '
+        'bound_everything_over_floor=%.2f' % (floor, a['gradient'],
+                                              b['gradient'] / max(floor, 1)))
 
 
 def _fwd_bwd_loop(logits_fn, x, labels, num_steps):

@@ -90,3 +90,21 @@ def test_protobuf_impl_runs_both_implementations_and_prints_its_ratios():
   for name in ('python_over_compiled_wall', 'python_over_compiled_cpu'):
     [ratio] = ratios(stdout, name)
     assert math.isfinite(ratio) and ratio > 0
+
+
+@pytest.mark.slow
+def test_audit_cost_prints_both_ways_its_floor_and_the_apgd_ratio():
+  stdout = run_benchmark('audit_cost', '--depth', '10', '--width', '1', '--norms', 'linf',
+                         '--num_examples', '6', '--batch_size', '6', '--apgd_steps', '3',
+                         '--apgd_targets', '2', '--square_queries', '4', '--rounds', '1',
+                         '--timing_batch', '4')
+  assert 'audit_never_higher=True' in stdout
+  [audit_passes] = [int(n) for n in re.findall(r'audit +accuracy .* fwd\+bwd passes (\d+)',
+                                               stdout)]
+  floor, spent = [int(n) for n in re.search(
+      r'floor: (\d+) fwd\+bwd passes .* \(the audit spent (\d+)\)', stdout).groups()]
+  # The audit pays the floor's passes and more; the bound is a real ceiling.
+  assert spent == audit_passes and 0 < floor <= audit_passes
+  [bound] = ratios(stdout, 'bound_everything_over_floor')
+  [apgd_ratio] = ratios(stdout, 'apgd100_over_100_fwd_bwd')
+  assert math.isfinite(apgd_ratio) and apgd_ratio > 0 and bound > 0
