@@ -156,7 +156,8 @@ def test_driver_runs_every_stage_in_order_on_the_right_models(tmp_path, monkeypa
   stages = _Stages(monkeypatch)
   root = str(tmp_path / 'root')
   assert study.main(['--preset', 'tiny', '--fake_data', '--model_root', root,
-                     '--rhos', '1,2,3', '--vib_rhos', '4', '--num_eval_images', '30', '--docs_dir', 'docs']) == 0
+                     '--rhos', '1,2,3', '--vib_rhos', '4', '--num_eval_images', '30',
+                     '--docs_dir', 'docs']) == 0
   # Seed 0: XEnt, every CEB rho and VIB; seed 1: XEnt and the most robust CEB, rho=2.
   trained = [(seed, name) for seed, name, _, _ in stages.of('train')]
   assert trained == [('seed0', 'xent'), ('seed0', 'ceb_rho1'), ('seed0', 'ceb_rho2'),
