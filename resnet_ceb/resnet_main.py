@@ -272,7 +272,8 @@ def _train_spec(params, head, loss, labels, global_step, weight):
            train_utils.ProgressHook(params['train_batch_size'], params['train_steps'],
                                     params['iterations_per_loop'], scalars)]
   return tf1.estimator.tpu.TPUEstimatorSpec(
-      tf.estimator.ModeKeys.TRAIN, loss=loss, train_op=train_op, training_hooks=hooks)
+      tf.estimator.ModeKeys.TRAIN, loss=train_utils.nan_as_inf(loss), train_op=train_op,
+      training_hooks=hooks)
 
 
 def summary_host_call(params, global_step, scalars):

@@ -342,6 +342,17 @@ def _format_seconds(seconds):
   return '%dh%02dm%02ds' % (hours, minutes, seconds)
 
 
+def nan_as_inf(loss):
+  """The loss to give the Estimator when NonFiniteLossHook watches the raw one.
+
+  The Estimator puts its own NanTensorHook before a model_fn's training hooks;
+  at a NaN loss it stops training with a bare "NaN loss during training". Shown
+  +inf in place of NaN, the step reaches NonFiniteLossHook, which names the
+  step and the terms.
+  """
+  return tf.where(tf.math.is_nan(loss), tf.constant(np.inf, loss.dtype), loss)
+
+
 class NonFiniteLossHook(tf1.train.SessionRunHook):
   """Stops training at the first non-finite loss, naming the step and the terms.
 

@@ -208,8 +208,8 @@ def _train_spec(params, head, loss, global_step, labels, summaries):
            train_utils.ProgressHook(params['batch_size'], params['max_steps'],
                                     params['log_every_n_steps'], log_values)]
   return tf1.estimator.tpu.TPUEstimatorSpec(
-      tf.estimator.ModeKeys.TRAIN, loss=loss, train_op=tf.group(*updates),
-      training_hooks=hooks)
+      tf.estimator.ModeKeys.TRAIN, loss=train_utils.nan_as_inf(loss),
+      train_op=tf.group(*updates), training_hooks=hooks)
 
 
 def eval_logits_fn(params):
