@@ -56,9 +56,12 @@ def test_cifar_suite_writes_clean_and_untargeted_and_targeted_pgd_curves(tmp_pat
     assert data['header']['flags']['pgd_space'] == 'pixels'
     assert ('target_hit_rate' in summary) == name.endswith('_targeted')
     assert summary['epsilons'] == [0.0, 8.0 if 'linf' in name else 64.0]
-    # eps = 0 is the clean accuracy exactly; the attack never helps.
+    # eps = 0 is the clean accuracy exactly; the untargeted attack never helps. A
+    # targeted one aims at a class, not away from the label, so on a model this weak
+    # it can carry a misclassified example onto its label (measured: 0.525 to 0.55).
     assert summary['accuracy'][0] == pytest.approx(clean['accuracy'])
-    assert summary['accuracy'][1] <= summary['accuracy'][0]
+    if not name.endswith('_targeted'):
+      assert summary['accuracy'][1] <= summary['accuracy'][0]
   out = capsys.readouterr().out
   assert 'pgd_l2: eps=0' in out and 'pgd_linf_targeted: eps=0' in out
   # Re-running finds everything done and leaves the files as they were.
