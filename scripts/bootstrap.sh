@@ -8,7 +8,7 @@ export TF_CPP_MIN_LOG_LEVEL="${TF_CPP_MIN_LOG_LEVEL:-3}"
 # tensorflow-metadata 1.14.0 declares protobuf<4.21, and protobuf 3.20 has no compiled
 # wheel for Python 3.11, so pip's choice there is pure-Python protobuf: every Estimator
 # call then serializes its graph (graph.pbtxt, each checkpoint's .meta, the event file)
-# in Python, 2.5x the whole time of a 4-step AutoAugment training (README, "Set-up").
+# in Python, 2.5x the whole time of a 4-step AutoAugment training (README, "Quick start").
 # The generated code of tensorflow-metadata 1.14.0 is the kind protobuf 4 reads, and
 # TensorFlow 2.15 allows <5, so the compiled protobuf goes in over pip's choice.
 ceb_protobuf='protobuf==4.25.3'

@@ -31,6 +31,6 @@ def test_wrong_python_gets_a_clear_message(tmp_path):
 
 def test_protobuf_is_the_compiled_one():
   # scripts/bootstrap.sh installs it over pip's choice: pure-Python protobuf makes every
-  # Estimator call serialize its graph in Python (README, "Set-up").
+  # Estimator call serialize its graph in Python (README, "Quick start").
   from google.protobuf.internal import api_implementation
   assert api_implementation.Type() in ('upb', 'cpp')
