@@ -3,7 +3,7 @@
 One process builds the CIFAR trainer's model_fn (WRN, CEB) twice on the same
 input, a fixed random batch cached in the input pipeline:
 
-* estimator: the Estimator the trainer builds (`train_utils.make_estimator`
+* estimator: the Estimator the trainer builds (`wrn_main.build_estimator`
   with wrn_main's arguments for 50000 training images: checkpoints once per
   epoch, summaries and progress every 100 steps, the model_fn's progress and
   non-finite-loss hooks), trained by one `Estimator.train(steps=N)` call per
@@ -47,7 +47,6 @@ import numpy as np  # pylint: disable=g-import-not-at-top
 import tensorflow as tf  # pylint: disable=g-import-not-at-top
 
 from benchmarks import common  # pylint: disable=g-import-not-at-top
-from resnet_ceb import train_utils  # pylint: disable=g-import-not-at-top
 from wrn_cifar import wrn_main  # pylint: disable=g-import-not-at-top
 
 tf1 = tf.compat.v1
@@ -119,16 +118,6 @@ def trainer_setup(args, model_dir):
                            '--width', str(args.width), '--loss', 'ceb',
                            '--train_batch_size', str(args.batch_size)])
   return f, wrn_main.params_from_flags(f, NUM_TRAIN_IMAGES)
-
-
-def trainer_estimator(f, params):
-  """The Estimator `wrn_main.run` builds from these flags (keep the two in step)."""
-  return train_utils.make_estimator(
-      wrn_main.wrn_model_fn, f.model_dir, params, use_tpu=False,
-      num_gpus=f.num_gpus, train_batch_size=f.train_batch_size,
-      eval_batch_size=f.eval_batch_size,
-      save_checkpoints_steps=f.save_checkpoints_steps or params['steps_per_epoch'],
-      iterations_per_loop=params['log_every_n_steps'])
 
 
 def estimator_call(estimator, input_fn, raw, args):
@@ -227,7 +216,7 @@ def main(argv=None):
     input_fn = common.constant_batch_input_fn(wrn_main.IMAGE_SIZE, wrn_main.NUM_CLASSES)
     raw = common.RawLoop(wrn_main.wrn_model_fn, input_fn,
                          dict(params, batch_size=args.batch_size))
-    estimator = trainer_estimator(f, params)
+    estimator = wrn_main.build_estimator(f, params)
     raw.run(WARM_STEPS)
     estimator.train(input_fn, steps=WARM_STEPS)  # The first checkpoint.
     calls = [estimator_call(estimator, input_fn, raw, args) for _ in range(args.rounds)]

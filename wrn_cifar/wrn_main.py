@@ -321,6 +321,25 @@ def run_identity(params):
   return identity
 
 
+def build_estimator(f, params, devices=None, cluster=None):
+  """The Estimator the flags ask for (benchmarks.estimator_overhead measures this one).
+
+  Args:
+    f: the parsed flags (see `make_flags`).
+    params: from `params_from_flags`.
+    devices: mirror training over these devices (see `run`); None: --num_gpus.
+    cluster: the distribute.cluster_for_flags cluster; None: one process.
+  """
+  return train_utils.make_estimator(
+      wrn_model_fn, f.model_dir, params, use_tpu=f.use_tpu, tpu=f.tpu,
+      num_gpus=f.num_gpus, train_batch_size=f.train_batch_size,
+      eval_batch_size=f.eval_batch_size,
+      save_checkpoints_steps=f.save_checkpoints_steps or params['steps_per_epoch'],
+      keep_checkpoint_max=f.keep_checkpoint_max, iterations_per_loop=params['log_every_n_steps'],
+      tf_random_seed=f.seed if f.deterministic else None, devices=devices,
+      cluster=cluster, worker_timeout_secs=f.worker_timeout_secs, xla=f.xla)
+
+
 def run(f, devices=None):
   """Validates, trains with periodic evaluation and returns the last eval metrics.
 
@@ -343,14 +362,7 @@ def run(f, devices=None):
   if cluster.is_chief:
     os.makedirs(f.model_dir, exist_ok=True)
     train_utils.write_params(f.model_dir, run_identity(params), params)
-  estimator = train_utils.make_estimator(
-      wrn_model_fn, f.model_dir, params, use_tpu=f.use_tpu, tpu=f.tpu,
-      num_gpus=f.num_gpus, train_batch_size=f.train_batch_size,
-      eval_batch_size=f.eval_batch_size,
-      save_checkpoints_steps=f.save_checkpoints_steps or params['steps_per_epoch'],
-      keep_checkpoint_max=f.keep_checkpoint_max, iterations_per_loop=params['log_every_n_steps'],
-      tf_random_seed=f.seed if f.deterministic else None, devices=devices,
-      cluster=cluster, worker_timeout_secs=f.worker_timeout_secs, xla=f.xla)
+  estimator = build_estimator(f, params, devices, cluster)
   seed = distribute.worker_seed(f.seed if f.deterministic else None, cluster)
   eval_input = cifar_input.build_input_fn(eval_images, eval_labels, False, 'none')
   eval_steps = -(-len(eval_images) // f.eval_batch_size)
