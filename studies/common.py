@@ -6,6 +6,7 @@ re-run resumes each model from its last checkpoint and finished models are
 not retrained.
 """
 import logging
+import math
 import os
 import warnings
 
@@ -26,6 +27,21 @@ def add_training_flags(parser, model_root):
   parser.add_argument('--width', type=int, default=2)
   parser.add_argument('--num_train_images', type=int, default=None)
   parser.add_argument('--num_eval_images', type=int, default=None)
+
+
+def parse_rhos(flag, text):
+  """'1,2.5' -> [1.0, 2.5]: the rho values of `--flag`; ValueError names the flag.
+
+  Checked before any training, so a bad value fails at once, not after the
+  models before it have trained.
+  """
+  try:
+    rhos = [float(part) for part in text.split(',')]
+  except ValueError:
+    raise ValueError('--%s=%s: expected comma-separated numbers' % (flag, text)) from None
+  if not all(math.isfinite(rho) for rho in rhos):
+    raise ValueError('--%s=%s: expected finite numbers' % (flag, text))
+  return rhos
 
 
 def train(args, name, flags, augment_name='none'):

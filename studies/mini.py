@@ -39,10 +39,7 @@ def build_parser():
 
 def _runs(args):
   """(name, trainer flags) of every model of the study."""
-  try:
-    rhos = [float(r) for r in args.rhos.split(',')]
-  except ValueError:
-    raise ValueError('--rhos=%s: expected comma-separated numbers' % args.rhos) from None
+  rhos = common.parse_rhos('rhos', args.rhos)
   return ([('ceb_rho%g' % rho, ['--loss=ceb', '--rho=%g' % rho]) for rho in rhos]
           + [('xent', ['--loss=xent'])])
 

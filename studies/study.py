@@ -88,8 +88,8 @@ def apply_preset(args):
                'apgd_targets', 'square_queries', 'train_epochs'):
     if getattr(args, flag) < 1:
       raise ValueError('--%s=%d: expected a positive count' % (flag, getattr(args, flag)))
-  args.rho_values = _numbers('rhos', args.rhos)
-  args.vib_values = _numbers('vib_rhos', args.vib_rhos) if args.vib_rhos else []
+  args.rho_values = common.parse_rhos('rhos', args.rhos)
+  args.vib_values = common.parse_rhos('vib_rhos', args.vib_rhos) if args.vib_rhos else []
   # Parsed once, before any training: a bad grid or name fails here, not hours later.
   args.epsilon_values = {flag: cli.parse_epsilons(getattr(args, flag), '--' + flag)
                          for flag in ('linf_epsilons', 'l2_epsilons', 'audit_linf', 'audit_l2')}
@@ -98,13 +98,6 @@ def apply_preset(args):
     args.corruption_names = corruption_metrics.parse_names(
         'corruptions', args.corruptions, cifar10_c.CORRUPTIONS)
   return args
-
-
-def _numbers(flag, text):
-  try:
-    return [float(r) for r in text.split(',')]
-  except ValueError:
-    raise ValueError('--%s=%s: expected comma-separated numbers' % (flag, text)) from None
 
 
 def _data(args):

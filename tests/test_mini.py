@@ -40,7 +40,7 @@ def test_attack_defaults_are_the_papers_settings():
 
 @pytest.mark.parametrize('flag,value', [('--linf_epsilons', 'eight'),
                                         ('--l2_epsilons', '-1'),
-                                        ('--rhos', '1,three')])
+                                        ('--rhos', '1,three'), ('--rhos', '2,nan')])
 def test_mini_refuses_bad_flags_before_writing(tmp_path, capsys, flag, value):
   with pytest.raises(SystemExit) as exit_info:
     mini.main(['--fake_data', '--model_root', str(tmp_path / 'm'), flag, value])

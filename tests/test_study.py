@@ -217,6 +217,7 @@ def test_driver_exits_2_when_the_report_fails(tmp_path, monkeypatch, capsys):
 
 
 @pytest.mark.parametrize('flag,value', [('--rhos', '1,three'), ('--vib_rhos', '3,'),
+                                        ('--rhos', '1,inf'),
                                         ('--seeds', '0'),
                                         ('--linf_epsilons', 'eight'),
                                         ('--audit_l2', '-1'), ('--checkpoints', '0'),
