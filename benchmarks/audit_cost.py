@@ -108,20 +108,10 @@ def _everything(auditor, clean, epsilons):
   return accuracies, records
 
 
-def _gradient_budget(attack):
-  """Gradient passes `attack` spends on an example it never fools."""
-  if isinstance(attack, audit_attacks.Pgd):
-    return settings.PGD_NUM_STEPS
-  if isinstance(attack, audit_attacks.Apgd):
-    runs = attack.num_restarts * (attack.num_targets if attack.loss == 'targeted-dlr' else 1)
-    return runs * (attack.num_steps + 1)  # A run's passes include its starting point's.
-  return 0
-
-
 def _robust_floor(attacks, accuracies, num_examples):
   """Gradient passes both ways spend on the examples robust at each radius."""
   robust = sum(int(round(a * num_examples)) for a in accuracies)
-  return robust * sum(_gradient_budget(attack) for attack in attacks)
+  return robust * sum(attack.gradient_budget() for attack in attacks)
 
 
 def _timed(run, *args):

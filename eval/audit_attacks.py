@@ -11,7 +11,8 @@ Every spec builds, on a batch, the same dict of tensors: 'adversarial' (the
 point to check), 'fooled' (the attack's own claim, which the audit re-checks),
 'raised' (the attack's loss rose above its start), optionally 'broken' (a
 None or non-finite input gradient was met), and the per-example
-'gradient_passes' and 'forward_passes' it spent.
+'gradient_passes' and 'forward_passes' it spent. `gradient_budget()` is what
+it spends on an example it never fools (benchmarks.audit_cost's floor).
 """
 import dataclasses
 from typing import ClassVar
@@ -37,6 +38,10 @@ class Pgd:
 
   def validate(self):
     """Nothing to check: the paper fixes every setting."""
+
+  def gradient_budget(self):
+    """Gradient passes spent on an example never fooled: every step."""
+    return settings.PGD_NUM_STEPS
 
   def build(self, logits_fn, x, labels, norm, epsilon, seed):
     """The attack's ops on a batch (see the module docstring)."""
@@ -76,6 +81,15 @@ class Apgd:
     mua.check_num_steps(self.num_restarts, 'Apgd num_restarts')
     mua.check_num_steps(self.num_targets, 'Apgd num_targets')
 
+  def gradient_budget(self):
+    """Gradient passes spent on an example never fooled: every step of every run.
+
+    A run counts its starting point's gradient too; a targeted attack makes
+    num_restarts runs per target.
+    """
+    runs = self.num_restarts * (self.num_targets if self.loss == 'targeted-dlr' else 1)
+    return runs * (self.num_steps + 1)
+
   def build(self, logits_fn, x, labels, norm, epsilon, seed):
     """The attack's ops on a batch (see the module docstring)."""
     ops = apgd.apgd_attack(logits_fn, x, labels, norm=norm, epsilon=epsilon, loss=self.loss,
@@ -97,6 +111,10 @@ class Square:
     mua.check_num_steps(self.num_queries, 'Square num_queries')
     mua.require(mua.is_finite_real(self.p_init) and 0 < self.p_init <= 1,
                 'Square p_init=%r must be a number in (0, 1]' % (self.p_init,))
+
+  def gradient_budget(self):
+    """Gradient-free: none."""
+    return 0
 
   def build(self, logits_fn, x, labels, norm, epsilon, seed):
     """The attack's ops on a batch (see the module docstring)."""

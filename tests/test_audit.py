@@ -129,6 +129,29 @@ def test_a_model_no_radius_can_fool_fails_the_unbounded_check():
   assert 'unbounded_accuracy' in _names(result.flags)
 
 
+def test_an_example_never_fooled_costs_each_attack_its_whole_gradient_budget():
+  model = fixtures.LinearModel()
+  images, labels, _ = fixtures.clear_cut_examples(model, *LINF, 3, misclassified=0)
+  labels[:] = np.argmax(model.bias)
+
+  def constant(x):
+    return 0.0 * model.logits_fn(x) + model.bias
+
+  attacks = [audit_attacks.Pgd(), audit_attacks.Apgd('ce', num_steps=4, num_restarts=2),
+             audit_attacks.Apgd('dlr', num_steps=3),
+             audit_attacks.Apgd('targeted-dlr', num_steps=5, num_targets=2),
+             audit_attacks.Square(num_queries=6)]
+  assert [a.gradient_budget() for a in attacks] == [20, 10, 4, 12, 0]
+  with audit_engine.Auditor(constant, images.shape[1:], norm='linf', epsilons=[4.0],
+                            attacks=attacks, batch_size=8) as auditor:
+    clean = auditor.clean(images, labels)
+    everyone = np.ones(len(labels), bool)
+    for index, attack in enumerate(attacks):
+      record = auditor.attack(index, 4.0, clean, everyone)
+      assert not record.fooled.any()
+      assert record.gradient_passes == len(labels) * attack.gradient_budget(), attack
+
+
 def test_an_audit_with_nothing_to_attack_is_no_error():
   model = fixtures.LinearModel()
   images, labels, _ = fixtures.clear_cut_examples(model, *LINF, 4, misclassified=0)
