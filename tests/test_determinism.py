@@ -30,10 +30,11 @@ WRN_FLAGS = ['--depth=10', '--width=1', '--train_batch_size=16', '--augment_name
              '--eval_batch_size=50', '--iterations_per_loop=10', '--loss=ceb', '--rho=1',
              '--train_epochs=4', '--epochs_per_eval=2', '--save_checkpoints_steps=5',
              '--deterministic', '--seed=3']
-# Kill points (steps reached before SIGKILL), drawn once from a fixed seed:
-# one before the 20% crossing, two after it.
+# Kill points (steps reached before SIGKILL), drawn once from a fixed seed: one
+# before the 20% crossing, two after it. Each leaves room for the kill's delay
+# (at most one save interval, 5 steps) before the last checkpoint at step 80.
 _DRAW = random.Random(2020)
-WRN_KILL_STEPS = [_DRAW.randrange(5, 40), _DRAW.randrange(45, 60), _DRAW.randrange(60, 75)]
+WRN_KILL_STEPS = [_DRAW.randrange(5, 35), _DRAW.randrange(45, 60), _DRAW.randrange(60, 70)]
 RESNET_FLAGS = dict(resnet_depth=18, image_size=32, train_batch_size=2, eval_batch_size=4,
                     num_eval_images=4, train_steps=4, steps_per_eval=2,
                     iterations_per_loop=1, loss='ceb', rho=2.0, anneal_rho=3,
@@ -117,8 +118,12 @@ def test_two_wrn_runs_give_identical_checkpoints(tmp_path, cifar_dir, wrn_refere
   assert again == metrics
 
 
-def _kill_at_step(argv, module, model_dir, step, timeout=240):
-  """Starts a trainer, SIGKILLs it once a checkpoint of `step` or later exists.
+def _kill_at_step(argv, module, model_dir, step, save_steps, timeout=240):
+  """Starts a trainer, SIGKILLs it soon after a checkpoint of `step` or later exists.
+
+  The kill comes a random fraction of one save interval later (timed from the
+  fastest pace seen so far), so some kills land inside the next checkpoint's
+  write, and none can run past it whatever the machine's speed.
 
   Returns the step of the latest checkpoint when it was killed.
   """
@@ -126,13 +131,19 @@ def _kill_at_step(argv, module, model_dir, step, timeout=240):
                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                           env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL='3'))
   deadline = time.time() + timeout
+  seen, seconds_per_step = None, None
   try:
     while time.time() < deadline and proc.poll() is None:
-      if _checkpoint_step(model_dir) >= step:
-        # A little later still, so some kills land inside a checkpoint write.
-        time.sleep(random.Random(step).uniform(0.0, 0.5))
+      now, current = time.time(), _checkpoint_step(model_dir)
+      if seen is not None and current > seen[0] >= 0:
+        pace = (now - seen[1]) / (current - seen[0])
+        seconds_per_step = min(pace, seconds_per_step or pace)
+      if seen is None or current != seen[0]:
+        seen = (current, now)
+      if current >= step and seconds_per_step is not None:
+        time.sleep(random.Random(step).uniform(0.0, 1.0) * save_steps * seconds_per_step)
         break
-      time.sleep(0.05)
+      time.sleep(0.01)
     assert proc.poll() is None, 'the trainer ended before step %d' % step
   finally:
     proc.send_signal(signal.SIGKILL)
@@ -159,7 +170,7 @@ def test_wrn_killed_and_rerun_equals_uninterrupted(tmp_path, cifar_dir, wrn_refe
                                                    kill_step):
   model_dir = str(tmp_path / 'killed')
   killed_at = _kill_at_step(_wrn_argv(model_dir, cifar_dir), 'wrn_cifar.wrn_main',
-                            model_dir, kill_step)
+                            model_dir, kill_step, save_steps=5)
   assert killed_at < WRN_STEPS
   _assert_loadable(model_dir)
   metrics = _run_wrn(model_dir, cifar_dir)
@@ -186,7 +197,8 @@ def test_resnet_killed_and_rerun_equals_uninterrupted(tmp_path, imagenet_dir):
   reference_metrics = resnet_main.run(_resnet_flags(reference_dir, imagenet_dir))
   model_dir = str(tmp_path / 'killed')
   argv = _resnet_argv(dict(RESNET_FLAGS, model_dir=model_dir, data_dir=imagenet_dir))
-  killed_at = _kill_at_step(argv, 'resnet_ceb.resnet_main', model_dir, 2)
+  killed_at = _kill_at_step(argv, 'resnet_ceb.resnet_main', model_dir, 2,
+                            save_steps=RESNET_FLAGS['steps_per_eval'])
   assert killed_at < RESNET_FLAGS['train_steps']
   _assert_loadable(model_dir)
   metrics = resnet_main.run(_resnet_flags(model_dir, imagenet_dir))
