@@ -562,6 +562,24 @@ def test_figure1_draws_the_audit_at_its_epsilon_beside_pgd(tmp_path):
   assert lines['WRN-28x10/XEnt (Det.): PGD L∞ untargeted ε=8'].get_linestyle() == '--'
 
 
+def test_figure1_tells_columns_apart_by_marker_and_audits_by_hollow_markers(tmp_path):
+  write_cifar_runs(tmp_path / 'r')
+  write_audits(tmp_path / 'r')
+  vib = cifar_params('vib', 3)
+  write_result(tmp_path / 'r', vib, 'clean', clean_result(4.0))
+  write_result(tmp_path / 'r', vib, 'pgd_linf', pgd_result({0: 0.9, 8: 0.2}, False),
+               flags={'num_steps': 20})
+  epsilons = {'linf': 8.0, 'l2': 128.0}
+  lines = _lines(figures_cifar.figure1(_cifar_groups(tmp_path / 'r'), epsilons, print).axes[0])
+  ceb, vib_line = lines['WRN-28x10/CEB: clean'], lines['WRN-28x10/VIB: clean']
+  assert ceb.get_color() == vib_line.get_color() == 'black'
+  assert ceb.get_marker() != vib_line.get_marker()
+  assert lines['WRN-28x10/VIB: PGD L∞ untargeted ε=8'].get_marker() == vib_line.get_marker()
+  pgd, audit = lines['WRN-28x10/CEB: PGD L∞ untargeted ε=8'], lines['WRN-28x10/CEB: audit L∞ ε=8']
+  assert pgd.get_marker() == audit.get_marker() == ceb.get_marker()
+  assert (pgd.get_fillstyle(), audit.get_fillstyle()) == ('full', 'none')
+
+
 def write_targeted_cifar_runs(results_dir, accuracy=0.125):
   """Targeted sweeps of both norms for every run of `write_cifar_runs`, one accuracy."""
   for loss, rho in (('xent', 3), ('ceb', 0), ('ceb', 1), ('ceb', 2.5), ('ceb', 5)):

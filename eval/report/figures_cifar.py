@@ -27,6 +27,9 @@ FIGURE1_SERIES = (
 )
 # The deterministic baseline is a horizontal line: dashed for PGD, dotted for its audit.
 _BASELINE_STYLE = {'-': '--', '--': ':'}
+# Figure 1's markers, one per CEB-like column (CEB, VIB, ...), so that columns
+# sharing a metric's colour still tell apart; audits draw theirs hollow.
+COLUMN_MARKERS = ('o', 's', '^', 'D', 'v')
 # Figure 2's curves per run: (evaluation prefix, line style, label suffix).
 FIGURE2_CURVES = (('pgd_', '-', ''), ('audit_', '--', ' audit'))
 
@@ -50,11 +53,12 @@ def _draw_series(axes, baselines, series, spec, epsilon):
       axes.axhline(value, color=color, linestyle=_BASELINE_STYLE[style],
                    label='%s (Det.): %s' % (column, label))
       drawn = True
-  for column, slot in series.items():
+  for index, (column, slot) in enumerate(series.items()):
     points = [(rho, _accuracy(slot[rho], evaluation, epsilon)) for rho in sorted(slot)]
     points = [p for p in points if p[1] is not None]
     if points:
-      axes.plot(*zip(*points), marker='o' if style == '-' else 'x', linestyle=style,
+      axes.plot(*zip(*points), marker=COLUMN_MARKERS[index % len(COLUMN_MARKERS)],
+                fillstyle='full' if style == '-' else 'none', linestyle=style,
                 color=color, label='%s: %s' % (column, label))
       drawn = True
   return drawn
@@ -88,10 +92,11 @@ def _figure1_series(modes):
 def figure1(groups, epsilons, log):
   """Figure 1: CIFAR-10 accuracy vs rho, clean and under PGD L2 and L-inf.
 
-  One line per metric and CEB-like column over rho (audits dashed); the
-  deterministic baseline's (XEnt) values are horizontal lines of the same
-  colours. PGD is targeted where the results have it (`figure1_pgd`); the
-  legend and title say which, and a log line names the files' evaluations.
+  One line per metric and CEB-like column over rho (one marker per column;
+  audits dashed, their markers hollow); the deterministic baseline's (XEnt)
+  values are horizontal lines of the same colours. PGD is targeted where the
+  results have it (`figure1_pgd`); the legend and title say which, and a log
+  line names the files' evaluations.
 
   Args:
     groups: runs.group_runs' groups.
