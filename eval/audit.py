@@ -221,7 +221,7 @@ def restorer(checkpoint_path):
 
 def _header_flags(args, epsilons, attacks, source):
   return {'norm': args.norm, 'epsilons': sorted(epsilons), 'num_examples': args.num_examples,
-          'data_dir': args.data_dir and os.path.abspath(args.data_dir),
+          'data_dir': args.data_dir,
           'fake_data': args.fake_data, 'seed': args.seed, 'batch_size': args.batch_size,
           'attacks': [dict(dataclasses.asdict(spec), name=spec.name) for spec in attacks],
           'transfer_from': source and os.path.abspath(source.model_dir),

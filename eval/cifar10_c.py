@@ -255,7 +255,7 @@ def evaluate(model, data_dir, *, output, corruptions=None,
   labels, arrays = check_data(data_dir, corruptions, cifar_input.NUM_CLASSES)
   baseline = (load_baseline(baseline_errors, split_corruptions(corruptions)[0])
               if baseline_errors else None)
-  flags = {'data_dir': os.path.abspath(data_dir), 'corruptions': corruptions,
+  flags = {'data_dir': data_dir, 'corruptions': corruptions,
            'severities': severities}
   result = results.ResultFile(output, EVALUATION,
                               results.header_for(model, flags, 'cifar10_c'))

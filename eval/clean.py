@@ -6,7 +6,6 @@ writes a result file `clean` (eval.results) whose summary holds the accuracy,
 the error and the number of test images. The counting is eval.top1's, shared
 with ImageNet's clean accuracy; `array_input_fn` also feeds CIFAR-10-C.
 """
-import os
 
 from eval import cli
 from eval import results
@@ -63,7 +62,7 @@ def run(args):
   images, labels = cifar_input.load_dataset(args.data_dir, 'test', args.fake_data)
   model = runner.load_model(args.model_dir, args.checkpoint)
   flags = {'dataset': args.dataset, 'fake_data': args.fake_data,
-           'data_dir': os.path.abspath(args.data_dir) if args.data_dir else None}
+           'data_dir': args.data_dir}
   data = evaluate(model, images, labels, output=cli.output_path(args, model, EVALUATION),
                   batch_size=args.batch_size, flags=flags)
   print('clean accuracy %.4f on %d images' % (data['summary']['accuracy'],

@@ -128,7 +128,7 @@ def evaluate(model, data_dir, *, output, batch_size=100, resize_size=256,
                      % (crop_size, resize_size))
   paths, labels = dataset_images(data_dir)
   top1.require_classes(model, imagenet_classes.NUM_CLASSES, 'ImageNet-A')
-  flags = {'data_dir': os.path.abspath(data_dir), 'resize_size': resize_size,
+  flags = {'data_dir': data_dir, 'resize_size': resize_size,
            'crop_size': crop_size}
   result = results.ResultFile(output, EVALUATION,
                               results.header_for(model, flags, 'imagenet_a'))

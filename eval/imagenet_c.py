@@ -136,7 +136,7 @@ def evaluate(model, data_dir, *, output, corruptions=corruption_metrics.CORRUPTI
   corruptions, severities = _canonical(corruptions, severities)
   check_data(data_dir, corruptions, severities)
   top1.require_classes(model, imagenet_classes.NUM_CLASSES, 'ImageNet-C')
-  flags = {'data_dir': os.path.abspath(data_dir), 'corruptions': corruptions,
+  flags = {'data_dir': data_dir, 'corruptions': corruptions,
            'severities': severities, 'image_size': image_size}
   result = results.ResultFile(output, EVALUATION,
                               results.header_for(model, flags, 'imagenet_c'))

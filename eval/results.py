@@ -35,7 +35,13 @@ def default_path(model_dir, evaluation, step):
 
 
 def header_for(model, flags, dataset):
-  """The header identifying an evaluation of a LoadedModel (eval.runner)."""
+  """The header identifying an evaluation of a LoadedModel (eval.runner).
+
+  A `data_dir` flag is made absolute here, so that the same data spelt two
+  ways (`../data`, `/work/data`) resumes one file instead of refusing it.
+  """
+  if flags.get('data_dir'):
+    flags = dict(flags, data_dir=os.path.abspath(flags['data_dir']))
   return {'flags': flags, 'model_dir': os.path.abspath(model.model_dir),
           'checkpoint_path': os.path.abspath(model.checkpoint_path),
           'step': model.step, 'dataset': dataset, 'model_params': model.params}

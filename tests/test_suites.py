@@ -64,8 +64,12 @@ def test_cifar_suite_writes_clean_and_untargeted_and_targeted_pgd_curves(tmp_pat
       assert summary['accuracy'][1] <= summary['accuracy'][0]
   out = capsys.readouterr().out
   assert 'pgd_l2: eps=0' in out and 'pgd_linf_targeted: eps=0' in out
-  # Re-running finds everything done and leaves the files as they were.
+  # Re-running finds everything done and leaves the files as they were, with the
+  # data folder spelt relatively too (the headers hold it absolute).
   assert cifar_suite.main(argv) == 0
+  assert everything == _results(model_dir)
+  relative = [os.path.relpath(data_dir) if a == data_dir else a for a in argv]
+  assert relative != argv and cifar_suite.main(relative) == 0
   assert everything == _results(model_dir)
 
 

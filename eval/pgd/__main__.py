@@ -16,7 +16,6 @@ Results go to a resumable result file with one item per epsilon; its header
 leaves the epsilons out, so a later run with more epsilons extends the same
 file, and its summary covers every epsilon the file holds.
 """
-import os
 
 from eval import cli
 from eval import examples
@@ -84,7 +83,7 @@ def prepare(args):
                                        args.num_examples, config.batch_size,
                                        model.params.get('image_size', 224))
   flags = dict(config.header_flags(), num_examples=args.num_examples,
-               data_dir=args.data_dir and os.path.abspath(args.data_dir),
+               data_dir=args.data_dir,
                fake_data=args.fake_data)
   header = results.header_for(model, flags, dataset)
   path = cli.output_path(args, model, config.evaluation)
