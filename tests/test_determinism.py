@@ -31,10 +31,12 @@ WRN_FLAGS = ['--depth=10', '--width=1', '--train_batch_size=16', '--augment_name
              '--train_epochs=4', '--epochs_per_eval=2', '--save_checkpoints_steps=5',
              '--deterministic', '--seed=3']
 # Kill points (steps reached before SIGKILL), drawn once from a fixed seed: one
-# before the 20% crossing, two after it. Each leaves room for the kill's delay
-# (at most one save interval, 5 steps) before the last checkpoint at step 80.
+# before the 20% crossing, two after it; the middle one is killed between
+# checkpoint writes, the others inside the next write. Each leaves room for one
+# more checkpoint (5 steps) before the last, at step 80.
 _DRAW = random.Random(2020)
-WRN_KILL_STEPS = [_DRAW.randrange(5, 35), _DRAW.randrange(45, 60), _DRAW.randrange(60, 70)]
+WRN_KILLS = [(_DRAW.randrange(5, 35), True), (_DRAW.randrange(45, 60), False),
+             (_DRAW.randrange(60, 70), True)]
 RESNET_FLAGS = dict(resnet_depth=18, image_size=32, train_batch_size=2, eval_batch_size=4,
                     num_eval_images=4, train_steps=4, steps_per_eval=2,
                     iterations_per_loop=1, loss='ceb', rho=2.0, anneal_rho=3,
@@ -118,12 +120,14 @@ def test_two_wrn_runs_give_identical_checkpoints(tmp_path, cifar_dir, wrn_refere
   assert again == metrics
 
 
-def _kill_at_step(argv, module, model_dir, step, save_steps, timeout=240):
-  """Starts a trainer, SIGKILLs it soon after a checkpoint of `step` or later exists.
+def _kill_at_step(argv, module, model_dir, step, mid_write, timeout=240):
+  """Starts a trainer, SIGKILLs it once a checkpoint of `step` or later exists.
 
-  The kill comes a random fraction of one save interval later (timed from the
-  fastest pace seen so far), so some kills land inside the next checkpoint's
-  write, and none can run past it whatever the machine's speed.
+  With `mid_write`, the kill waits for the next file the trainer starts writing
+  (a checkpoint's `_temp` or a `.tmp` file) and lands inside that write; should
+  the polling miss it, the kill comes as soon as the next checkpoint exists.
+  Either way the trainer gets at most one checkpoint further, however fast it
+  runs, since no clock is involved.
 
   Returns the step of the latest checkpoint when it was killed.
   """
@@ -131,24 +135,31 @@ def _kill_at_step(argv, module, model_dir, step, save_steps, timeout=240):
                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                           env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL='3'))
   deadline = time.time() + timeout
-  seen, seconds_per_step = None, None
   try:
     while time.time() < deadline and proc.poll() is None:
-      now, current = time.time(), _checkpoint_step(model_dir)
-      if seen is not None and current > seen[0] >= 0:
-        pace = (now - seen[1]) / (current - seen[0])
-        seconds_per_step = min(pace, seconds_per_step or pace)
-      if seen is None or current != seen[0]:
-        seen = (current, now)
-      if current >= step and seconds_per_step is not None:
-        time.sleep(random.Random(step).uniform(0.0, 1.0) * save_steps * seconds_per_step)
+      reached = _checkpoint_step(model_dir)
+      if reached >= step:
+        if mid_write:
+          _wait_for_a_write(model_dir, reached, deadline)
         break
-      time.sleep(0.01)
+      time.sleep(0.005)
     assert proc.poll() is None, 'the trainer ended before step %d' % step
   finally:
     proc.send_signal(signal.SIGKILL)
     proc.wait()
   return train_utils.latest_step(model_dir)
+
+
+def _wait_for_a_write(model_dir, reached, deadline):
+  """Returns once a file is being written in model_dir or a checkpoint past `reached` exists."""
+  while time.time() < deadline:
+    for name in os.listdir(model_dir):
+      if '_temp' in name or '.tmp' in name:
+        return
+      if name.startswith('model.ckpt-') and name.endswith('.index'):
+        if int(name[len('model.ckpt-'):-len('.index')]) > reached:
+          return
+    time.sleep(0.0005)
 
 
 def _checkpoint_step(model_dir):
@@ -165,12 +176,12 @@ def _assert_loadable(model_dir):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize('kill_step', WRN_KILL_STEPS)
+@pytest.mark.parametrize('kill_step,mid_write', WRN_KILLS)
 def test_wrn_killed_and_rerun_equals_uninterrupted(tmp_path, cifar_dir, wrn_reference,
-                                                   kill_step):
+                                                   kill_step, mid_write):
   model_dir = str(tmp_path / 'killed')
   killed_at = _kill_at_step(_wrn_argv(model_dir, cifar_dir), 'wrn_cifar.wrn_main',
-                            model_dir, kill_step, save_steps=5)
+                            model_dir, kill_step, mid_write)
   assert killed_at < WRN_STEPS
   _assert_loadable(model_dir)
   metrics = _run_wrn(model_dir, cifar_dir)
@@ -197,8 +208,7 @@ def test_resnet_killed_and_rerun_equals_uninterrupted(tmp_path, imagenet_dir):
   reference_metrics = resnet_main.run(_resnet_flags(reference_dir, imagenet_dir))
   model_dir = str(tmp_path / 'killed')
   argv = _resnet_argv(dict(RESNET_FLAGS, model_dir=model_dir, data_dir=imagenet_dir))
-  killed_at = _kill_at_step(argv, 'resnet_ceb.resnet_main', model_dir, 2,
-                            save_steps=RESNET_FLAGS['steps_per_eval'])
+  killed_at = _kill_at_step(argv, 'resnet_ceb.resnet_main', model_dir, 2, mid_write=True)
   assert killed_at < RESNET_FLAGS['train_steps']
   _assert_loadable(model_dir)
   metrics = resnet_main.run(_resnet_flags(model_dir, imagenet_dir))
