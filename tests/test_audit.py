@@ -115,13 +115,16 @@ def test_same_seed_same_audit():
   assert (first.per_attack, first.indicators) == (again.per_attack, again.indicators)
 
 
+def _constant_logits(model):
+  """A logits_fn that ignores its input: the model's bias, still graph-connected to x."""
+  return lambda x: 0.0 * model.logits_fn(x) + model.bias
+
+
 def test_a_model_no_radius_can_fool_fails_the_unbounded_check():
   model = fixtures.LinearModel()
   images, labels, _ = fixtures.clear_cut_examples(model, *LINF, 8, misclassified=0)
   labels[:] = np.argmax(model.bias)
-
-  def constant(x):
-    return 0.0 * model.logits_fn(x) + model.bias
+  constant = _constant_logits(model)
 
   result = audit.run_audit(constant, images, labels, norm='linf', epsilon=4.0,
                            attacks=['pgd20', audit_attacks.Square(num_queries=20)])
@@ -133,9 +136,7 @@ def test_an_example_never_fooled_costs_each_attack_its_whole_gradient_budget():
   model = fixtures.LinearModel()
   images, labels, _ = fixtures.clear_cut_examples(model, *LINF, 3, misclassified=0)
   labels[:] = np.argmax(model.bias)
-
-  def constant(x):
-    return 0.0 * model.logits_fn(x) + model.bias
+  constant = _constant_logits(model)
 
   attacks = [audit_attacks.Pgd(), audit_attacks.Apgd('ce', num_steps=4, num_restarts=2),
              audit_attacks.Apgd('dlr', num_steps=3),
