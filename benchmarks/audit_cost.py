@@ -3,11 +3,11 @@ r"""What the robustness audit's ascending sweep saves, and what APGD costs per p
 On one small BN-free WRN (CEB head, eval mode; randomly initialized unless
 --model_dir names a trained one), the Figure 1-2 sweep (L-inf eps 1..32, L2
 eps 16..1024) runs two ways in one process, in one graph and session
-(eval.audit_engine.Auditor), so machine noise hits both alike:
+(eval.engine.Auditor), so machine noise hits both alike:
 
 (a) audit:      ascending radii; at each, the attacks in sequence on the
                 examples still robust, examples fooled at a smaller radius
-                carried up (eval.audit_sweep.ascending);
+                carried up (eval.sweep.ascending);
 (b) everything: every attack on every example at every radius; an example is
                 robust iff clean-correct and no attack fooled it.
 
@@ -40,14 +40,14 @@ os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '3')
 import numpy as np  # pylint: disable=g-import-not-at-top
 import tensorflow as tf  # pylint: disable=g-import-not-at-top
 
-from eval import apgd  # pylint: disable=g-import-not-at-top
-from eval import audit  # pylint: disable=g-import-not-at-top
-from eval import audit_attacks  # pylint: disable=g-import-not-at-top
-from eval import audit_engine  # pylint: disable=g-import-not-at-top
-from eval import audit_sweep  # pylint: disable=g-import-not-at-top
-from eval import model_under_attack as mua  # pylint: disable=g-import-not-at-top
-from eval import runner  # pylint: disable=g-import-not-at-top
 from eval import settings  # pylint: disable=g-import-not-at-top
+from eval.attacks import apgd  # pylint: disable=g-import-not-at-top
+from eval.attacks import threat_model  # pylint: disable=g-import-not-at-top
+from eval.audit import command as audit_command  # pylint: disable=g-import-not-at-top
+from eval.audit import engine  # pylint: disable=g-import-not-at-top
+from eval.audit import specs  # pylint: disable=g-import-not-at-top
+from eval.audit import sweep  # pylint: disable=g-import-not-at-top
+from eval.kit import runner  # pylint: disable=g-import-not-at-top
 from wrn_cifar import cifar_input  # pylint: disable=g-import-not-at-top
 from wrn_cifar import wrn_main  # pylint: disable=g-import-not-at-top
 
@@ -58,7 +58,7 @@ def _model(args):
   """(logits_fn, restore_fn or None): a trained model, or a random WRN."""
   if args.model_dir:
     model = runner.load_model(args.model_dir)
-    return model.logits_fn, audit.restorer(model.checkpoint_path)
+    return model.logits_fn, audit_command.restorer(model.checkpoint_path)
   params = {'depth': args.depth, 'width': args.width, 'loss': 'ceb', 'num_classes': 10}
   random_wrn = wrn_main.eval_logits_fn(params)
 
@@ -80,16 +80,16 @@ def _images(args, count):
 
 def _attacks(args):
   steps = dict(num_steps=args.apgd_steps)
-  return (audit_attacks.Pgd(), audit_attacks.Apgd('ce', **steps),
-          audit_attacks.Apgd('targeted-dlr', num_targets=args.apgd_targets, **steps),
-          audit_attacks.Square(num_queries=args.square_queries))
+  return (specs.Pgd(), specs.Apgd('ce', **steps),
+          specs.Apgd('targeted-dlr', num_targets=args.apgd_targets, **steps),
+          specs.Square(num_queries=args.square_queries))
 
 
 def _ascending_audit(auditor, clean, epsilons):
   """(a): accuracies per radius and the attack records."""
   fooled_at = np.full(len(clean.labels), np.inf)
   accuracies, records = [], []
-  for _, outcome, _ in audit_sweep.ascending(auditor, clean, epsilons, fooled_at):
+  for _, outcome, _ in sweep.ascending(auditor, clean, epsilons, fooled_at):
     accuracies.append(float(np.mean(outcome.robust)))
     records += outcome.records
   return accuracies, records
@@ -133,9 +133,9 @@ def _compare_sweeps(args, logits_fn, restore_fn, images, norm):
   """Runs (a) and (b) for one norm and prints them."""
   epsilons = [float(e) for e in settings.EPSILONS[norm] if e > 0]
   attacks = _attacks(args)
-  with audit_engine.Auditor(logits_fn, images.shape[1:], norm=norm, epsilons=epsilons,
-                            attacks=attacks, seed=0, batch_size=args.batch_size,
-                            restore_fn=restore_fn) as auditor:
+  with engine.Auditor(logits_fn, images.shape[1:], norm=norm, epsilons=epsilons,
+                      attacks=attacks, seed=0, batch_size=args.batch_size,
+                      restore_fn=restore_fn) as auditor:
     labels = auditor.predict(images, np.zeros(len(images), np.int32))
     clean = auditor.clean(images, labels)
     _warm_up(auditor, clean, epsilons)
@@ -163,7 +163,8 @@ def _compare_sweeps(args, logits_fn, restore_fn, images, norm):
 def _fwd_bwd_loop(logits_fn, x, labels, num_steps):
   """num_steps input-gradient passes in one while_loop, nothing else."""
   def body(i, current):
-    loss = tf.reduce_sum(mua.cross_entropy(tf.cast(logits_fn(current), tf.float32), labels))
+    logits = tf.cast(logits_fn(current), tf.float32)
+    loss = tf.reduce_sum(threat_model.cross_entropy(logits, labels))
     return i + 1, current + tf.sign(tf.gradients(loss, current)[0])
 
   return tf.while_loop(lambda i, _: i < num_steps, body, (tf.constant(0), x),

@@ -14,8 +14,8 @@ import os
 import numpy as np
 import tensorflow as tf
 
-from eval import runner
 from eval import settings
+from eval.kit import runner
 from eval.pgd import attack
 from resnet_ceb import fileio
 

@@ -24,11 +24,11 @@ import os
 import numpy as np
 
 from eval import clean
-from eval import cli
 from eval import corruption_metrics
-from eval import results
-from eval import runner
 from eval import top1
+from eval.kit import cli
+from eval.kit import results
+from eval.kit import runner
 from resnet_ceb import fileio
 from resnet_ceb import train_utils
 from wrn_cifar import cifar_input

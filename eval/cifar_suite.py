@@ -18,12 +18,12 @@ import sys
 
 from eval import cifar10_c
 from eval import clean
-from eval import cli
-from eval import examples
 from eval import pgd
-from eval import results
-from eval import runner
 from eval import settings
+from eval.attacks import examples
+from eval.kit import cli
+from eval.kit import results
+from eval.kit import runner
 from resnet_ceb import train_utils
 from wrn_cifar import cifar_input
 

@@ -2,15 +2,15 @@
 
     python -m eval.clean --model_dir DIR [--data_dir DIR | --fake_data]
 
-writes a result file `clean` (eval.results) whose summary holds the accuracy,
+writes a result file `clean` (eval.kit.results) whose summary holds the accuracy,
 the error and the number of test images. The counting is eval.top1's, shared
 with ImageNet's clean accuracy; `array_input_fn` also feeds CIFAR-10-C.
 """
 
-from eval import cli
-from eval import results
-from eval import runner
 from eval import top1
+from eval.kit import cli
+from eval.kit import results
+from eval.kit import runner
 from resnet_ceb import train_utils
 from wrn_cifar import cifar_input
 

@@ -19,12 +19,12 @@ import os
 
 import numpy as np
 
-from eval import cli
 from eval import corruption_metrics
 from eval import image_folders
-from eval import results
-from eval import runner
 from eval import top1
+from eval.kit import cli
+from eval.kit import results
+from eval.kit import runner
 from resnet_ceb import imagenet_classes
 from resnet_ceb import train_utils
 

@@ -13,15 +13,15 @@ docs/IMAGENET.md), into separate result files (`pgd_l2_targeted_normalized`, ...
 import sys
 
 from eval import clean
-from eval import cli
-from eval import examples
 from eval import imagenet_a
 from eval import imagenet_c
 from eval import pgd
-from eval import results
-from eval import runner
 from eval import settings
 from eval import top1
+from eval.attacks import examples
+from eval.kit import cli
+from eval.kit import results
+from eval.kit import runner
 from resnet_ceb import train_utils
 
 

@@ -40,8 +40,8 @@ import numpy as np
 from scipy import ndimage
 
 from eval import cifar10_c
-from eval import cli
 from eval import corruption_metrics
+from eval.kit import cli
 from resnet_ceb import fileio
 from resnet_ceb import train_utils
 from wrn_cifar import cifar_input

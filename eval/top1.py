@@ -11,7 +11,7 @@ import functools
 import numpy as np
 import tensorflow as tf
 
-from eval import runner
+from eval.kit import runner
 from resnet_ceb import train_utils
 
 
@@ -60,7 +60,7 @@ def record(result, key, count):
   """Fills a one-item result file and finishes it with the item's `summary`.
 
   Args:
-    result: an eval.results.ResultFile.
+    result: an eval.kit.results.ResultFile.
     key: the item's key, e.g. 'test'.
     count: returns (num_correct, num_examples); called only when the file
       does not hold the item yet, so a finished evaluation is not run again.

@@ -13,9 +13,9 @@ import os
 import sys
 
 from eval import cifar_suite
-from eval import cli
 from eval import report
 from eval import settings
+from eval.kit import cli
 from studies import common
 
 

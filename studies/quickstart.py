@@ -8,8 +8,8 @@ DIR` runs it.
 import sys
 
 from eval import cifar_suite
-from eval import cli
 from eval import settings
+from eval.kit import cli
 from studies import common
 
 # PGD at Figure 1's radius per norm, n = 20 steps, alpha = 4/3 eps / n (section 2.4).

@@ -22,14 +22,14 @@ import os
 import sys
 import time
 
-from eval import audit
 from eval import checkpoint_curve
 from eval import cifar10_c
 from eval import cifar_suite
-from eval import cli
 from eval import corruption_metrics
 from eval import make_cifar10_c
 from eval import report
+from eval.audit import command as audit_command
+from eval.kit import cli
 from studies import common
 from studies import study_report
 from wrn_cifar import cifar_input
@@ -162,7 +162,7 @@ class Study:
       argv += ['--data_dir', self.args.data_dir] if self.args.data_dir else ['--fake_data']
       if model_dir != baseline_dir:
         argv += ['--transfer_from', baseline_dir]
-      audit.run(audit.build_parser().parse_args(argv))
+      audit_command.run(audit_command.build_parser().parse_args(argv))
 
   def corruption_set(self):
     """The CIFAR-10-C-like folder: --cifar10c_dir, or made once from the test images."""

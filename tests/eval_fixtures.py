@@ -3,7 +3,7 @@
 `make_model_dir` writes by hand what a trainer would leave behind (params.json
 and a checkpoint of randomly initialized variables), so evaluations can be
 tested on a 1000-class model without training one. `direct_logits` computes a
-model's logits in a plain session, independently of `eval.runner.predict`, to
+model's logits in a plain session, independently of `eval.kit.runner.predict`, to
 check the evaluations against.
 """
 import io

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from eval import apgd
-from eval import model_under_attack as mua
+from eval.attacks import apgd
+from eval.attacks import threat_model
 
 tf1 = tf.compat.v1
 
@@ -25,7 +25,7 @@ def _run(logits_fn, images, labels, with_start=False, **kwargs):
     fetches = {'out': apgd.apgd_attack(logits_fn, x, y, seed=SEED, **kwargs)}
     if with_start:
       first = tf.random.experimental.stateless_fold_in(tf.constant(SEED), tf.constant(0))
-      fetches['start'] = mua.random_point(x, kwargs['norm'], kwargs['epsilon'], first)
+      fetches['start'] = threat_model.random_point(x, kwargs['norm'], kwargs['epsilon'], first)
     with tf1.Session() as session:
       return session.run(fetches, {x: images, y: labels})
 

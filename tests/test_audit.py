@@ -17,11 +17,12 @@ import numpy as np
 import pytest
 
 from eval import audit
-from eval import audit_attacks
-from eval import audit_engine
-from eval import audit_indicators
-from eval import audit_sweep
-from eval import results
+from eval.audit import command as audit_command
+from eval.audit import engine
+from eval.audit import indicators
+from eval.audit import specs
+from eval.audit import sweep
+from eval.kit import results
 from eval.report import results_reader
 from resnet_ceb import fileio
 
@@ -30,9 +31,9 @@ LINF, L2 = ('linf', 4.0), ('l2', 8.0)
 
 def _small(square_queries=300):
   """The standard sequence on a small budget."""
-  return [audit_attacks.Pgd(), audit_attacks.Apgd('ce', num_steps=20),
-          audit_attacks.Apgd('targeted-dlr', num_steps=20),
-          audit_attacks.Square(num_queries=square_queries)]
+  return [specs.Pgd(), specs.Apgd('ce', num_steps=20),
+          specs.Apgd('targeted-dlr', num_steps=20),
+          specs.Square(num_queries=square_queries)]
 
 
 def _audit(model, images, labels, threat, **kwargs):
@@ -43,7 +44,7 @@ def _audit(model, images, labels, threat, **kwargs):
 
 
 def _names(flags):
-  return {audit_indicators.flag_name(flag) for flag in flags}
+  return {indicators.flag_name(flag) for flag in flags}
 
 
 def _check_result(result, model, images, labels, threat, truth):
@@ -74,7 +75,7 @@ def test_reaches_the_exact_robust_accuracy_of_a_linear_model(threat):
   result = _audit(model, images, labels, threat, batch_size=10)
   _check_result(result, model, images, labels, threat, truth)
   assert list(result.per_attack) == ['clean', 'pgd20', 'apgd-ce', 'apgd-t', 'square']
-  assert result.flags == [] and result.verdict == audit_indicators.NO_SIGN
+  assert result.flags == [] and result.verdict == indicators.NO_SIGN
   assert result.adversarial.dtype == np.float32 and result.robust.dtype == bool
 
 
@@ -109,7 +110,7 @@ def test_models_without_a_gradient_fall_to_square_and_are_flagged(layer, threat,
 def test_same_seed_same_audit():
   model = fixtures.LinearModel()
   images, labels, _ = fixtures.clear_cut_examples(model, *LINF, 8)
-  small = [audit_attacks.Apgd('ce', num_steps=5), audit_attacks.Square(num_queries=20)]
+  small = [specs.Apgd('ce', num_steps=5), specs.Square(num_queries=20)]
   first, again = (_audit(model, images, labels, LINF, attacks=small, seed=3) for _ in '12')
   np.testing.assert_array_equal(first.adversarial, again.adversarial)
   assert (first.per_attack, first.indicators) == (again.per_attack, again.indicators)
@@ -127,7 +128,7 @@ def test_a_model_no_radius_can_fool_fails_the_unbounded_check():
   constant = _constant_logits(model)
 
   result = audit.run_audit(constant, images, labels, norm='linf', epsilon=4.0,
-                           attacks=['pgd20', audit_attacks.Square(num_queries=20)])
+                           attacks=['pgd20', specs.Square(num_queries=20)])
   assert result.indicators['unbounded_accuracy'] == 1.0
   assert 'unbounded_accuracy' in _names(result.flags)
 
@@ -138,13 +139,13 @@ def test_an_example_never_fooled_costs_each_attack_its_whole_gradient_budget():
   labels[:] = np.argmax(model.bias)
   constant = _constant_logits(model)
 
-  attacks = [audit_attacks.Pgd(), audit_attacks.Apgd('ce', num_steps=4, num_restarts=2),
-             audit_attacks.Apgd('dlr', num_steps=3),
-             audit_attacks.Apgd('targeted-dlr', num_steps=5, num_targets=2),
-             audit_attacks.Square(num_queries=6)]
+  attacks = [specs.Pgd(), specs.Apgd('ce', num_steps=4, num_restarts=2),
+             specs.Apgd('dlr', num_steps=3),
+             specs.Apgd('targeted-dlr', num_steps=5, num_targets=2),
+             specs.Square(num_queries=6)]
   assert [a.gradient_budget() for a in attacks] == [20, 10, 4, 12, 0]
-  with audit_engine.Auditor(constant, images.shape[1:], norm='linf', epsilons=[4.0],
-                            attacks=attacks, batch_size=8) as auditor:
+  with engine.Auditor(constant, images.shape[1:], norm='linf', epsilons=[4.0],
+                      attacks=attacks, batch_size=8) as auditor:
     clean = auditor.clean(images, labels)
     everyone = np.ones(len(labels), bool)
     for index, attack in enumerate(attacks):
@@ -157,7 +158,7 @@ def test_an_audit_with_nothing_to_attack_is_no_error():
   model = fixtures.LinearModel()
   images, labels, _ = fixtures.clear_cut_examples(model, *LINF, 4, misclassified=0)
   result = _audit(model, images, (labels + 1) % fixtures.NUM_CLASSES, LINF,
-                  attacks=['pgd20', audit_attacks.Square(num_queries=5)])
+                  attacks=['pgd20', specs.Square(num_queries=5)])
   assert result.per_attack == {'clean': 0.0, 'pgd20': 0.0, 'square': 0.0}
   np.testing.assert_array_equal(result.adversarial, images)
   assert not result.robust.any() and result.indicators['unbounded_accuracy'] == 0.0
@@ -167,7 +168,7 @@ def test_an_audit_with_nothing_to_attack_is_no_error():
     (dict(attacks=['fab-t']), 'unknown attack'),
     (dict(attacks='apgd-ce'), 'list'),
     (dict(attacks=['pgd20', 'pgd20']), 'twice'),
-    (dict(attacks=[audit_attacks.Apgd('ce', num_steps=0)]), 'num_steps'),
+    (dict(attacks=[specs.Apgd('ce', num_steps=0)]), 'num_steps'),
     (dict(epsilon=-1.0), 'epsilon'),
     (dict(norm='l1'), 'norm'),
     (dict(labels=-np.ones(4, int)), 'labels must be >= 0'),
@@ -198,8 +199,8 @@ def test_labels_beyond_the_models_classes_are_a_clear_error():
 
 
 # Enough for the linear model under L-inf (PGD-20 alone reaches its truth); cheap to build.
-_SWEEP_ATTACKS = (audit_attacks.Pgd(), audit_attacks.Apgd('ce', num_steps=10),
-                  audit_attacks.Square(num_queries=30))
+_SWEEP_ATTACKS = (specs.Pgd(), specs.Apgd('ce', num_steps=10),
+                  specs.Square(num_queries=30))
 
 
 def _sweep(model, images, labels, path, epsilons, transfer_fn=None, attacks=None,
@@ -207,11 +208,11 @@ def _sweep(model, images, labels, path, epsilons, transfer_fn=None, attacks=None
   """run_sweep into a result file at `path`; returns the summary."""
   header = {'model_dir': 'test', 'step': 0, 'model_params': {}, 'flags': {}}
   result_file = result_file or results.ResultFile(str(path), 'audit_linf', header)
-  radii = list(epsilons) + [audit_engine.UNBOUNDED_EPSILON['linf']]
-  with audit_engine.Auditor(model.logits_fn, fixtures.SHAPE, norm='linf', epsilons=radii,
-                            attacks=attacks or _SWEEP_ATTACKS, batch_size=10) as auditor:
-    return audit_sweep.run_sweep(auditor, auditor.clean(images, labels), epsilons,
-                                 result_file, transfer_fn)
+  radii = list(epsilons) + [engine.UNBOUNDED_EPSILON['linf']]
+  with engine.Auditor(model.logits_fn, fixtures.SHAPE, norm='linf', epsilons=radii,
+                      attacks=attacks or _SWEEP_ATTACKS, batch_size=10) as auditor:
+    return sweep.run_sweep(auditor, auditor.clean(images, labels), epsilons,
+                           result_file, transfer_fn)
 
 
 def test_sweep_is_ascending_monotone_and_carries_the_fooled(tmp_path):
@@ -275,11 +276,11 @@ def test_transferred_examples_count_and_flag_what_white_box_missed(tmp_path):
   twin = fixtures.LinearModel()
   blind = fixtures.LinearModel(input_layer='stop_gradient')
   images, labels, truth = fixtures.clear_cut_examples(twin, *LINF, 12)
-  with audit_engine.Auditor(twin.logits_fn, fixtures.SHAPE, norm='linf', epsilons=[4.0],
-                            attacks=(audit_attacks.Apgd('ce', num_steps=20),)) as source:
+  with engine.Auditor(twin.logits_fn, fixtures.SHAPE, norm='linf', epsilons=[4.0],
+                      attacks=(specs.Apgd('ce', num_steps=20),)) as source:
     summary = _sweep(blind, images, labels, tmp_path / 't.json', [4.0],
                      lambda epsilon: source.adversarial(0, epsilon, images, labels),
-                     attacks=[audit_attacks.Pgd(), audit_attacks.Apgd('ce', num_steps=5)])
+                     attacks=[specs.Pgd(), specs.Apgd('ce', num_steps=5)])
   item = fileio.read_json(str(tmp_path / 't.json'))['items']['eps=4']
   assert item['accuracy'] == np.mean(truth)
   assert item['per_attack']['apgd-ce'] == item['clean_accuracy'] > item['per_attack']['transfer']
@@ -307,15 +308,15 @@ def test_command_line_writes_the_result_file_the_report_reads(tmp_path, capsys):
   flags = ['--model_dir', model_dir, '--dataset', 'cifar10', '--fake_data',
            '--num_examples', '30', '--epsilons', '2', '--apgd_steps', '2', '--apgd_targets', '2',
            '--square_queries', '5', '--batch_size', '30']
-  summary = audit.main(flags)
+  summary = audit_command.main(flags)
   path = results.default_path(model_dir, 'audit_linf', 7)
   written = fileio.read_json(path)
   assert written['complete'] and written['summary'] == summary
   assert summary['verdict'] in capsys.readouterr().out
   parsed = results_reader.read_result(path)
   assert parsed.metrics['verdict'] == summary['verdict']
-  assert audit.main(flags) == summary  # Complete: nothing is attacked again.
+  assert audit_command.main(flags) == summary  # Complete: nothing is attacked again.
   with pytest.raises(SystemExit) as exit_info:
-    audit.main(flags[:-1] + ['0'])
+    audit_command.main(flags[:-1] + ['0'])
   assert exit_info.value.code == 2 and 'error: --batch_size' in capsys.readouterr().err
   assert json.loads(json.dumps(summary)) == summary

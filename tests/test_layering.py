@@ -49,3 +49,49 @@ def test_project_imports_sit_at_the_top_of_the_file():
         hidden.append('%s:%d importlib' % (os.path.relpath(path, REPO_ROOT), node.lineno))
   assert not hidden, hidden
 
+
+
+# Inside eval/: each package may import only the packages and modules listed
+# (and itself); what it does not list sits above it. The audit is on top of the
+# attacks and the paper's PGD, which sit on the command-line kit.
+EVAL_PACKAGES = {
+    'kit': set(),
+    'attacks': {'kit'},
+    'pgd': {'kit', 'attacks', 'settings'},
+    'audit': {'kit', 'attacks', 'pgd', 'settings'},
+    'report': {'kit', 'settings', 'corruption_metrics'},
+}
+
+
+def _eval_part(node):
+  """The eval/ package or module an import statement names, or None."""
+  if isinstance(node, ast.ImportFrom) and node.module and not node.level:
+    parts = node.module.split('.')
+    if parts[0] != 'eval':
+      return []
+    if len(parts) > 1:
+      return [parts[1]]
+    return [alias.name for alias in node.names]
+  if isinstance(node, ast.Import):
+    return [alias.name.split('.')[1] for alias in node.names
+            if alias.name.startswith('eval.')]
+  return []
+
+
+def test_eval_packages_import_only_what_sits_below_them():
+  upward = []
+  for package, allowed in EVAL_PACKAGES.items():
+    for path in glob.glob(os.path.join(REPO_ROOT, 'eval', package, '**', '*.py'), recursive=True):
+      for node in ast.walk(ast.parse(open(path).read())):
+        for part in _eval_part(node):
+          if part != package and part not in allowed:
+            upward.append('%s imports eval.%s' % (os.path.relpath(path, REPO_ROOT), part))
+  assert not upward, upward
+
+
+def test_eval_top_level_stays_small_and_holds_the_audit_and_attacks_as_packages():
+  entries = [name for name in os.listdir(os.path.join(REPO_ROOT, 'eval'))
+             if name != '__init__.py' and not name.startswith(('.', '__pycache__'))]
+  assert len(entries) <= 18, sorted(entries)
+  for package in ('audit', 'attacks', 'kit', 'pgd', 'report'):
+    assert os.path.isfile(os.path.join(REPO_ROOT, 'eval', package, '__init__.py')), package

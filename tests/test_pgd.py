@@ -20,10 +20,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from eval import examples
 from eval import pgd
-from eval import results
-from eval import runner
+from eval.attacks import examples
+from eval.kit import results
+from eval.kit import runner
 from eval.pgd import __main__ as pgd_cli
 from eval.pgd import sweep
 from resnet_ceb import imagenet_input

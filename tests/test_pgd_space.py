@@ -18,10 +18,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from eval import examples
 from eval import imagenet_suite
 from eval import pgd
-from eval import runner
+from eval.attacks import examples
+from eval.kit import runner
 from eval.pgd import __main__ as pgd_cli
 from resnet_ceb import fileio
 from resnet_ceb import imagenet_classes

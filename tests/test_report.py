@@ -1,6 +1,6 @@
 """Tests eval.report: rho*, Table 1 rebuilt from the paper's own numbers, bad input, figures, audit.
 
-Result files are written in the real on-disk format (eval.results), their
+Result files are written in the real on-disk format (eval.kit.results), their
 items and summaries as eval.top1, eval.imagenet_c, the PGD sweep and
 eval.audit write them; only numpy-only helpers (eval.corruption_metrics,
 eval.settings) are shared with the producers.
@@ -113,7 +113,7 @@ def audit_result(pgd20_by_epsilon, drop, verdict='robust', flags=()):
 
 def write_result(results_dir, params, evaluation, items_summary, *, step=100,
                  complete=True, flags=None, name=None):
-  """Writes one result file as eval.results does; returns its path."""
+  """Writes one result file as eval.kit.results does; returns its path."""
   run = re.sub(r'[^\w.-]', '_', '%s_%s' % (report.column_name(params), params['rho']))
   model_dir = '/runs/' + run
   header = {'flags': flags or {}, 'model_dir': model_dir,

@@ -19,7 +19,7 @@ from PIL import Image
 import pytest
 import tensorflow as tf
 
-from eval import runner
+from eval.kit import runner
 from resnet_ceb import ceb
 from resnet_ceb import fileio
 from resnet_ceb import imagenet_input

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from eval import square
+from eval.attacks import square
 
 tf1 = tf.compat.v1
 

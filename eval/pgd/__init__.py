@@ -9,8 +9,8 @@
 
 The names callers use are importable from `eval.pgd` itself.
 """
-from eval.cli import epsilon_key
-from eval.model_under_attack import NORMS
+from eval.attacks.threat_model import NORMS
+from eval.kit.cli import epsilon_key
 from eval.pgd.attack import pgd_attack
 from eval.pgd.attack import pgd_worst_case
 from eval.pgd.space import PGD_SPACES

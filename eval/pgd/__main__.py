@@ -17,12 +17,12 @@ leaves the epsilons out, so a later run with more epsilons extends the same
 file, and its summary covers every epsilon the file holds.
 """
 
-from eval import cli
-from eval import examples
-from eval import model_under_attack as mua
-from eval import results
-from eval import runner
 from eval import settings
+from eval.attacks import examples
+from eval.attacks import threat_model
+from eval.kit import cli
+from eval.kit import results
+from eval.kit import runner
 from eval.pgd import space
 from eval.pgd import sweep
 
@@ -36,7 +36,7 @@ def build_parser():
   add('--dataset', choices=examples.DATASETS, help="Default: the model's (params.json).")
   add('--data_dir', help='CIFAR-10 folder, or ImageNet validation TFRecords.')
   add('--fake_data', action='store_true', help='Random images, for plumbing only.')
-  add('--norm', choices=mua.NORMS, default='linf', help='Threat model.')
+  add('--norm', choices=threat_model.NORMS, default='linf', help='Threat model.')
   add('--epsilons', required=True,
       help='Comma list of radii in --pgd_space units, e.g. 0,2,8.')
   add('--pgd_space', choices=space.PGD_SPACES, default='pixels',

@@ -20,7 +20,7 @@ Pixels (s = None) run exactly the ops above. The step size defaults to the paper
 default; `pgd_worst_case` runs restarts and keeps the worst case per example.
 
 The threat model, the losses and the guarded input gradient come from
-eval.model_under_attack: a model with no gradient path, or a non-finite one,
+eval.attacks.threat_model: a model with no gradient path, or a non-finite one,
 gets a zero gradient there, so PGD leaves those examples where they start.
 """
 import dataclasses
@@ -28,8 +28,8 @@ from typing import Optional, Tuple
 
 import tensorflow as tf
 
-from eval import model_under_attack as mua
 from eval import settings
+from eval.attacks import threat_model
 
 
 @dataclasses.dataclass(frozen=True)
@@ -51,8 +51,8 @@ class _Attack:
 
   def random_start(self, x0, seed):
     """A uniform point of the ball around x0, in pixel range."""
-    return mua.random_point(x0, self.norm, self.epsilon, seed, self.clip_min,
-                            self.clip_max, scale=self.scale(x0.dtype))
+    return threat_model.random_point(x0, self.norm, self.epsilon, seed, self.clip_min,
+                                     self.clip_max, scale=self.scale(x0.dtype))
 
   def step(self, x, x0, g):
     """One ascent step along g followed by the projection onto the ball and range."""
@@ -62,11 +62,11 @@ class _Attack:
     if self.norm == 'linf':
       step = self.step_size * tf.sign(g)
     else:
-      step = self.step_size * g / tf.maximum(mua.example_norm(g), mua.TINY_NORM)
+      step = self.step_size * g / tf.maximum(threat_model.example_norm(g), threat_model.TINY_NORM)
     if scale is not None:
       step = step * scale  # The step in u, in pixels.
-    return mua.project(x + step, x0, self.norm, self.epsilon, self.clip_min, self.clip_max,
-                       scale=scale)
+    return threat_model.project(x + step, x0, self.norm, self.epsilon, self.clip_min, self.clip_max,
+                                scale=scale)
 
   def run(self, model, x0, loss_fn, start):
     """All `num_steps` steps from `start` in one while_loop."""
@@ -83,29 +83,29 @@ def _check_channel_scale(channel_scale):
   """None, or the per-channel scale as a tuple of finite floats > 0."""
   if channel_scale is None:
     return None
-  mua.require(isinstance(channel_scale, (list, tuple)) and channel_scale
-              and all(mua.is_finite_real(s) and s > 0 for s in channel_scale),
-              'channel_scale=%r must be None or a non-empty list of finite numbers > 0'
-              % (channel_scale,))
+  threat_model.require(isinstance(channel_scale, (list, tuple)) and channel_scale
+                       and all(threat_model.is_finite_real(s) and s > 0 for s in channel_scale),
+                       'channel_scale=%r must be None or a non-empty list of finite numbers > 0'
+                       % (channel_scale,))
   return tuple(float(s) for s in channel_scale)
 
 
 def _make_attack(norm, epsilon, num_steps, step_size, targeted, target_labels,
                  clip_min, clip_max, channel_scale=None):
   """Validates the attack arguments and returns an `_Attack`."""
-  mua.require_graph_mode('PGD')
-  mua.check_norm(norm)
-  mua.check_epsilon(epsilon)
-  mua.check_num_steps(num_steps)
-  mua.check_step_size(step_size)
-  mua.require(not targeted or target_labels is not None,
-              'targeted=True needs target_labels')
-  mua.require(targeted or target_labels is None,
-              'target_labels were given but targeted=False')
-  mua.require(mua.is_finite_real(clip_min) and mua.is_finite_real(clip_max)
-              and clip_min < clip_max,
-              'clip_min=%r, clip_max=%r must be finite with clip_min < clip_max'
-              % (clip_min, clip_max))
+  threat_model.require_graph_mode('PGD')
+  threat_model.check_norm(norm)
+  threat_model.check_epsilon(epsilon)
+  threat_model.check_num_steps(num_steps)
+  threat_model.check_step_size(step_size)
+  threat_model.require(not targeted or target_labels is not None,
+                       'targeted=True needs target_labels')
+  threat_model.require(targeted or target_labels is None,
+                       'target_labels were given but targeted=False')
+  finite = threat_model.is_finite_real
+  threat_model.require(finite(clip_min) and finite(clip_max) and clip_min < clip_max,
+                       'clip_min=%r, clip_max=%r must be finite with clip_min < clip_max'
+                       % (clip_min, clip_max))
   if step_size is None:
     step_size = settings.pgd_step_size(epsilon, num_steps)
   return _Attack(norm, float(epsilon), int(num_steps), float(step_size),
@@ -116,18 +116,18 @@ def _as_pixels(x, attack):
   """The batch as a float tensor, its channels (last axis) checked against the scale."""
   x = tf.convert_to_tensor(x)
   channels = x.shape[-1] if x.shape.rank else None
-  mua.require(attack.channel_scale is None or channels is None
-              or channels == len(attack.channel_scale),
-              'channel_scale has %s values but the images have %s channels (last axis)'
-              % (len(attack.channel_scale or ()), channels))
+  threat_model.require(attack.channel_scale is None or channels is None
+                       or channels == len(attack.channel_scale),
+                       'channel_scale has %s values but the images have %s channels (last axis)'
+                       % (len(attack.channel_scale or ()), channels))
   return x if x.dtype.is_floating else tf.cast(x, tf.float32)
 
 
 def _loss_fn(labels, target_labels):
   """The attacker's per-example loss: CE(label), or -CE(target) if targeted."""
   if target_labels is None:
-    return lambda logits: mua.cross_entropy(logits, labels)
-  return lambda logits: mua.targeted_cross_entropy(logits, target_labels)
+    return lambda logits: threat_model.cross_entropy(logits, labels)
+  return lambda logits: threat_model.targeted_cross_entropy(logits, target_labels)
 
 
 def pgd_attack(logits_fn, x, labels, *, norm, epsilon, num_steps, step_size=None,
@@ -167,17 +167,17 @@ def pgd_attack(logits_fn, x, labels, *, norm, epsilon, num_steps, step_size=None
   attack = _make_attack(norm, epsilon, num_steps, step_size, targeted,
                         target_labels, clip_min, clip_max, channel_scale)
   x = _as_pixels(x, attack)
-  model = mua.ModelUnderAttack(logits_fn, x)
+  model = threat_model.ModelUnderAttack(logits_fn, x)
   start = attack.random_start(x, seed) if random_start else x
   return attack.run(model, x, _loss_fn(labels, target_labels), start)
 
 
 def _check_restarts(num_restarts, random_start):
-  mua.require(mua.is_int(num_restarts) and num_restarts >= 1,
-              'num_restarts=%r must be an integer >= 1' % (num_restarts,))
-  mua.require(num_restarts == 1 or random_start,
-              'num_restarts=%d needs random_start: without it every restart is the '
-              'same attack' % num_restarts)
+  threat_model.require(threat_model.is_int(num_restarts) and num_restarts >= 1,
+                       'num_restarts=%r must be an integer >= 1' % (num_restarts,))
+  threat_model.require(num_restarts == 1 or random_start,
+                       'num_restarts=%d needs random_start: without it every restart is the '
+                       'same attack' % num_restarts)
 
 
 def pgd_worst_case(logits_fn, x, labels, *, norm, epsilon, num_steps, step_size=None,
@@ -220,7 +220,7 @@ def pgd_worst_case(logits_fn, x, labels, *, norm, epsilon, num_steps, step_size=
   labels = tf.cast(labels, tf.int32)
   if targeted:
     target_labels = tf.cast(target_labels, tf.int32)
-  model = mua.ModelUnderAttack(logits_fn, x)
+  model = threat_model.ModelUnderAttack(logits_fn, x)
   loss_fn = _loss_fn(labels, target_labels)
 
   def body(restart, correct, hit):

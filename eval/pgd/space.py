@@ -15,7 +15,7 @@ normalization it is measured, so the attack offers both readings:
 The attack takes the per-channel std as `channel_scale` (eval.pgd.attack);
 this module picks it for a model from the trainer its params.json names.
 """
-from eval import model_under_attack as mua
+from eval.attacks import threat_model
 from resnet_ceb import resnet_model
 from wrn_cifar import wrn_model
 
@@ -29,8 +29,8 @@ CHANNEL_STDDEV = {
 
 def check_space(value, name='pgd_space'):
   """A PGD space: 'pixels' or 'normalized'."""
-  mua.require(value in PGD_SPACES, '%s=%r is not one of %s'
-              % (name, value, ', '.join(PGD_SPACES)))
+  threat_model.require(value in PGD_SPACES, '%s=%r is not one of %s'
+                       % (name, value, ', '.join(PGD_SPACES)))
 
 
 def channel_scale(space, params, name='--pgd_space'):
@@ -52,8 +52,8 @@ def channel_scale(space, params, name='--pgd_space'):
   if space == 'pixels':
     return None
   trainer = params.get('trainer')
-  mua.require(trainer in CHANNEL_STDDEV,
-              '%s=normalized: params.json names trainer %r, whose per-channel input '
-              'normalization is not known (known: %s)'
-              % (name, trainer, ', '.join(CHANNEL_STDDEV)))
+  threat_model.require(trainer in CHANNEL_STDDEV,
+                       '%s=normalized: params.json names trainer %r, whose per-channel input '
+                       'normalization is not known (known: %s)'
+                       % (name, trainer, ', '.join(CHANNEL_STDDEV)))
   return CHANNEL_STDDEV[trainer]

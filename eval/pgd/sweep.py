@@ -1,7 +1,7 @@
 """The accuracy-vs-epsilon sweep: PGD over a test set through the Estimator.
 
 One result item per epsilon (`eps=8`) goes to a resumable
-`eval.results.ResultFile`, so re-running an interrupted sweep skips the
+`eval.kit.results.ResultFile`, so re-running an interrupted sweep skips the
 epsilons already done. Targeted attacks aim at seeded targets, uniform among
 the wrong classes; they are streamed beside the examples in fixed-size chunks,
 so a streamed data set and `random_target_labels` draw exactly the same
@@ -16,10 +16,10 @@ from typing import Optional
 import numpy as np
 import tensorflow as tf
 
-from eval import cli
-from eval import model_under_attack as mua
-from eval import runner
 from eval import settings
+from eval.attacks import threat_model
+from eval.kit import cli
+from eval.kit import runner
 from eval.pgd import attack
 from eval.pgd import space
 from resnet_ceb import train_utils
@@ -39,9 +39,9 @@ def _target_offset_chunks(num_classes, seed):
 
 
 def _check_num_classes(num_classes):
-  mua.require(mua.is_int(num_classes) and num_classes >= 2,
-              'a targeted attack needs at least 2 classes (num_classes=%r): there is '
-              'no wrong class to aim at' % (num_classes,))
+  threat_model.require(threat_model.is_int(num_classes) and num_classes >= 2,
+                       'a targeted attack needs at least 2 classes (num_classes=%r): there is '
+                       'no wrong class to aim at' % (num_classes,))
 
 
 def random_target_labels(labels, num_classes, seed):
@@ -56,11 +56,11 @@ def random_target_labels(labels, num_classes, seed):
     int32 [N] targets, target != label everywhere.
   """
   _check_num_classes(num_classes)
-  mua.check_seed(seed)
+  threat_model.check_seed(seed)
   labels = np.asarray(labels, dtype=np.int64)
-  mua.require(labels.ndim == 1, 'labels must be 1-D, got shape %s' % (labels.shape,))
-  mua.require(not labels.size or (labels.min() >= 0 and labels.max() < num_classes),
-              'labels must lie in [0, %d)' % num_classes)
+  threat_model.require(labels.ndim == 1, 'labels must be 1-D, got shape %s' % (labels.shape,))
+  threat_model.require(not labels.size or (labels.min() >= 0 and labels.max() < num_classes),
+                       'labels must lie in [0, %d)' % num_classes)
   chunks = _target_offset_chunks(num_classes, seed)
   needed = -(-len(labels) // _TARGET_CHUNK)
   offsets = np.concatenate([np.zeros(0, np.int32)]
@@ -91,18 +91,18 @@ class PgdConfig:
 
   def validate(self):
     """Raises ValueError naming the flag of the first bad field."""
-    mua.check_norm(self.norm, '--norm')
-    mua.check_num_steps(self.num_steps, '--num_steps')
-    mua.check_step_size(self.step_size, '--step_size')
-    mua.check_seed(self.target_seed, '--target_seed')
-    mua.check_seed(self.seed, '--seed')
-    mua.require(mua.is_int(self.num_restarts) and self.num_restarts >= 1,
-                '--num_restarts=%r must be an integer >= 1' % (self.num_restarts,))
-    mua.require(self.num_restarts == 1 or self.random_start,
-                '--num_restarts=%d needs --random_start: without it every restart is '
-                'the same attack' % self.num_restarts)
-    mua.require(mua.is_int(self.batch_size) and self.batch_size >= 1,
-                '--batch_size=%r must be an integer >= 1' % (self.batch_size,))
+    threat_model.check_norm(self.norm, '--norm')
+    threat_model.check_num_steps(self.num_steps, '--num_steps')
+    threat_model.check_step_size(self.step_size, '--step_size')
+    threat_model.check_seed(self.target_seed, '--target_seed')
+    threat_model.check_seed(self.seed, '--seed')
+    threat_model.require(threat_model.is_int(self.num_restarts) and self.num_restarts >= 1,
+                         '--num_restarts=%r must be an integer >= 1' % (self.num_restarts,))
+    threat_model.require(self.num_restarts == 1 or self.random_start,
+                         '--num_restarts=%d needs --random_start: without it every restart is '
+                         'the same attack' % self.num_restarts)
+    threat_model.require(threat_model.is_int(self.batch_size) and self.batch_size >= 1,
+                         '--batch_size=%r must be an integer >= 1' % (self.batch_size,))
     space.check_space(self.pgd_space, '--pgd_space')
 
   @property
@@ -190,12 +190,12 @@ def evaluate_epsilon(model, examples_fn, epsilon, config):
     The result item: epsilon, step size, counts, accuracy on the true labels,
     clean accuracy and, when targeted, the target hit rate.
   """
-  mua.check_epsilon(epsilon, '--epsilons')
+  threat_model.check_epsilon(epsilon, '--epsilons')
   num_classes = model_num_classes(model, config)
   channel_scale = space.channel_scale(config.pgd_space, model.params)
   outputs = runner.predict(model, _input_fn(examples_fn, config, num_classes),
                            _predict_fn(epsilon, config, channel_scale))
-  mua.require(outputs, 'no examples to evaluate')
+  threat_model.require(outputs, 'no examples to evaluate')
   count = len(outputs['correct'])
   item = {'epsilon': float(epsilon), 'step_size': config.step_size_for(epsilon),
           'num_examples': count}
@@ -229,10 +229,10 @@ def evaluate_pgd(model, examples_fn, epsilons, config, result_file=None):
   Args:
     model: a `runner.LoadedModel`.
     examples_fn: returns an unbatched tf.data.Dataset of (float image, int32
-      label), e.g. from `eval.examples.load_examples`.
+      label), e.g. from `eval.attacks.examples.load_examples`.
     epsilons: the radii to attack at, in the units of config.pgd_space.
     config: a `PgdConfig`.
-    result_file: an `eval.results.ResultFile` to resume and fill in, or None.
+    result_file: an `eval.kit.results.ResultFile` to resume and fill in, or None.
 
   Returns:
     The summary (see `summarize`); epsilon 0 reproduces the clean accuracy exactly.

@@ -3,7 +3,7 @@
     python -m eval.report --results_dir DIR --out OUT [--figure2_rhos 1,2,5]
 
 Reads every `*.json` under DIR (recursively): a JSON object with an
-'evaluation' key is a result file (eval.results); other JSON files (e.g. a
+'evaluation' key is a result file (eval.kit.results); other JSON files (e.g. a
 trainer's params.json) are skipped. Writes to OUT (eval.report.build):
 
 * `table1.md`, `table1.tsv`: Table 1 in the paper's layout (eval.report.table1).
@@ -25,9 +25,9 @@ import math
 import os
 import sys
 
-from eval import checks
-from eval import cli
 from eval import settings
+from eval.kit import checks
+from eval.kit import cli
 from eval.report import build
 from eval.report import results_reader
 from eval.report import table1

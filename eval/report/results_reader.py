@@ -1,4 +1,4 @@
-"""Finds, reads and checks result files (eval.results) for the report.
+"""Finds, reads and checks result files (eval.kit.results) for the report.
 
 Every `*.json` under a folder is read; a JSON object with an 'evaluation' key
 is a result file, anything else (a trainer's params.json) is skipped. A result
@@ -125,7 +125,7 @@ def _check_params(path, params):
 
 
 def _check_layout(path, data):
-  """Checks the result-file layout of eval.results."""
+  """Checks the result-file layout of eval.kit.results."""
   _require_fields(path, '', data, [('evaluation', str), ('header', dict), ('items', dict),
                                    ('summary', dict), ('complete', bool)])
   _require_fields(path, 'header.', data['header'],

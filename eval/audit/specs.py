@@ -19,11 +19,11 @@ from typing import ClassVar
 
 import tensorflow as tf
 
-from eval import apgd
-from eval import model_under_attack as mua
 from eval import pgd
 from eval import settings
-from eval import square
+from eval.attacks import apgd
+from eval.attacks import square
+from eval.attacks import threat_model
 
 
 def _predicted(logits):
@@ -46,22 +46,22 @@ class Pgd:
   def build(self, logits_fn, x, labels, norm, epsilon, seed):
     """The attack's ops on a batch (see the module docstring)."""
     del seed  # Deterministic: no random start.
-    model = mua.ModelUnderAttack(logits_fn, x)
+    model = threat_model.ModelUnderAttack(logits_fn, x)
     adversarial = pgd.pgd_attack(logits_fn, x, labels, norm=norm, epsilon=epsilon,
                                  num_steps=settings.PGD_NUM_STEPS)
     logits = model.logits(adversarial)
     batch = tf.shape(x)[0]
     return {'adversarial': adversarial,
             'fooled': tf.not_equal(_predicted(logits), labels),
-            'raised': (mua.stable_cross_entropy(logits, labels)
-                       > mua.stable_cross_entropy(model.clean_logits, labels)),
+            'raised': (threat_model.stable_cross_entropy(logits, labels)
+                       > threat_model.stable_cross_entropy(model.clean_logits, labels)),
             'gradient_passes': settings.PGD_NUM_STEPS * batch,
             'forward_passes': 2 * batch}
 
 
 @dataclasses.dataclass(frozen=True)
 class Apgd:
-  """APGD (eval.apgd) with one loss and its budget; AutoAttack's defaults."""
+  """APGD (eval.attacks.apgd) with one loss and its budget; AutoAttack's defaults."""
   loss: str = 'ce'
   num_steps: int = 100
   num_restarts: int = 1
@@ -75,11 +75,11 @@ class Apgd:
 
   def validate(self):
     """Raises ValueError naming the first bad field."""
-    mua.require(self.loss in apgd.LOSSES, 'Apgd loss=%r is not one of %s'
-                % (self.loss, ', '.join(apgd.LOSSES)))
-    mua.check_num_steps(self.num_steps, 'Apgd num_steps')
-    mua.check_num_steps(self.num_restarts, 'Apgd num_restarts')
-    mua.check_num_steps(self.num_targets, 'Apgd num_targets')
+    threat_model.require(self.loss in apgd.LOSSES, 'Apgd loss=%r is not one of %s'
+                         % (self.loss, ', '.join(apgd.LOSSES)))
+    threat_model.check_num_steps(self.num_steps, 'Apgd num_steps')
+    threat_model.check_num_steps(self.num_restarts, 'Apgd num_restarts')
+    threat_model.check_num_steps(self.num_targets, 'Apgd num_targets')
 
   def gradient_budget(self):
     """Gradient passes spent on an example never fooled: every step of every run.
@@ -100,7 +100,7 @@ class Apgd:
 
 @dataclasses.dataclass(frozen=True)
 class Square:
-  """The Square Attack (eval.square) with its query budget."""
+  """The Square Attack (eval.attacks.square) with its query budget."""
   num_queries: int = 5000
   p_init: float = square.P_INIT
   name: ClassVar[str] = 'square'
@@ -108,9 +108,9 @@ class Square:
 
   def validate(self):
     """Raises ValueError naming the first bad field."""
-    mua.check_num_steps(self.num_queries, 'Square num_queries')
-    mua.require(mua.is_finite_real(self.p_init) and 0 < self.p_init <= 1,
-                'Square p_init=%r must be a number in (0, 1]' % (self.p_init,))
+    threat_model.check_num_steps(self.num_queries, 'Square num_queries')
+    threat_model.require(threat_model.is_finite_real(self.p_init) and 0 < self.p_init <= 1,
+                         'Square p_init=%r must be a number in (0, 1]' % (self.p_init,))
 
   def gradient_budget(self):
     """Gradient-free: none."""
@@ -137,20 +137,20 @@ def resolve(attacks):
   """
   if attacks is None:
     return STANDARD
-  mua.require(not isinstance(attacks, str) and hasattr(attacks, '__iter__'),
-              'attacks=%r must be a list of attack names or specs, e.g. %r'
-              % (attacks, list(BY_NAME)))
+  threat_model.require(not isinstance(attacks, str) and hasattr(attacks, '__iter__'),
+                       'attacks=%r must be a list of attack names or specs, e.g. %r'
+                       % (attacks, list(BY_NAME)))
   specs = []
   for attack in attacks:
     if isinstance(attack, str):
-      mua.require(attack in BY_NAME, 'unknown attack %r: choose from %s'
-                  % (attack, ', '.join(BY_NAME)))
+      threat_model.require(attack in BY_NAME, 'unknown attack %r: choose from %s'
+                           % (attack, ', '.join(BY_NAME)))
       attack = BY_NAME[attack]
-    mua.require(isinstance(attack, SPECS), 'attack %r is neither a name nor one of %s'
-                % (attack, ', '.join(spec.__name__ for spec in SPECS)))
+    threat_model.require(isinstance(attack, SPECS), 'attack %r is neither a name nor one of %s'
+                         % (attack, ', '.join(spec.__name__ for spec in SPECS)))
     attack.validate()
     specs.append(attack)
   names = [spec.name for spec in specs]
-  mua.require(names, 'attacks=%r lists no attack' % (attacks,))
-  mua.require(len(set(names)) == len(names), 'attacks=%r lists an attack twice' % (names,))
+  threat_model.require(names, 'attacks=%r lists no attack' % (attacks,))
+  threat_model.require(len(set(names)) == len(names), 'attacks=%r lists an attack twice' % (names,))
   return tuple(specs)

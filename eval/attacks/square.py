@@ -31,7 +31,7 @@ import math
 
 import tensorflow as tf
 
-from eval import model_under_attack as mua
+from eval.attacks import threat_model
 
 P_INIT = 0.8
 # Iterations (of a 10000-query budget) after which p is halved.
@@ -138,7 +138,7 @@ class _Sampler:
   def start(self, seed):
     if self.norm == 'linf':
       stripes = _signs([self.batch, 1, self.width, self.channels], seed)
-      return mua.clip_pixels(self.x0 + self.epsilon * stripes)
+      return threat_model.clip_pixels(self.x0 + self.epsilon * stripes)
     tile = max(1, min(self.height, self.width) // L2_TILES_PER_SIDE)
     count_rows, count_cols = self.height // tile, self.width // tile
     signs = _signs([self.batch, count_rows, count_cols, self.channels], seed)
@@ -146,8 +146,8 @@ class _Sampler:
     delta = signs * tf.tile(meta_pattern(tile, tile), [count_rows, count_cols])[None, :, :, None]
     delta = tf.pad(delta, [[0, 0], [0, self.height - count_rows * tile],
                            [0, self.width - count_cols * tile], [0, 0]])
-    delta *= self.epsilon / tf.maximum(mua.example_norm(delta), mua.TINY_NORM)
-    return mua.project(self.x0 + delta, self.x0, 'l2', self.epsilon)
+    delta *= self.epsilon / tf.maximum(threat_model.example_norm(delta), threat_model.TINY_NORM)
+    return threat_model.project(self.x0 + delta, self.x0, 'l2', self.epsilon)
 
   def candidate(self, x, fraction, seed):
     side = _side(fraction, self.height, self.width, 1 if self.norm == 'linf' else L2_MIN_SIDE)
@@ -156,7 +156,7 @@ class _Sampler:
       window = _window(*_corners(self.batch, side, self.height, self.width, seeds[0]), side,
                        self.height, self.width)
       signs = _signs([self.batch, 1, 1, self.channels], seeds[1])
-      return tf.where(window, mua.clip_pixels(self.x0 + self.epsilon * signs), x)
+      return tf.where(window, threat_model.clip_pixels(self.x0 + self.epsilon * signs), x)
     return self.l2_candidate(x, side, seeds)
 
   def l2_candidate(self, x, side, seeds):
@@ -175,11 +175,11 @@ class _Sampler:
     unused = tf.maximum(self.epsilon ** 2 - tf.reduce_sum(
         tf.square(delta), axis=[1, 2, 3], keepdims=True), 0.0)
     new = (_signs([self.batch, 1, 1, self.channels], seeds[3]) * eta
-           + old / tf.maximum(_channel_norm(old), mua.TINY_NORM))
+           + old / tf.maximum(_channel_norm(old), threat_model.TINY_NORM))
     available = tf.sqrt(tf.square(_channel_norm(delta * in_either)) + unused / self.channels)
     delta = (delta * (1.0 - in_either)
-             + new / tf.maximum(_channel_norm(new), mua.TINY_NORM) * available)
-    return mua.project(self.x0 + delta, self.x0, 'l2', self.epsilon)
+             + new / tf.maximum(_channel_norm(new), threat_model.TINY_NORM) * available)
+    return threat_model.project(self.x0 + delta, self.x0, 'l2', self.epsilon)
 
 
 def _count(mask):
@@ -198,21 +198,21 @@ def _query(model, x, labels, active):
   labels_run = tf.gather_nd(labels, where)
   size = tf.shape(active, out_type=tf.int64)
   margin = tf.tensor_scatter_nd_update(tf.fill(size, -math.inf), where,
-                                       mua.margin(logits, labels_run))
+                                       threat_model.margin(logits, labels_run))
   wrong = tf.not_equal(tf.argmax(logits, -1, output_type=tf.int32), labels_run)
   return margin, tf.scatter_nd(where, tf.cast(wrong, tf.int32), size) > 0
 
 
 def _check_arguments(norm, epsilon, num_queries, p_init, x):
-  mua.require_graph_mode('The Square Attack')
-  mua.check_norm(norm)
-  mua.radius(epsilon)
-  mua.check_num_steps(num_queries, 'num_queries')
-  mua.require(mua.is_finite_real(p_init) and 0 < p_init <= 1,
-              'p_init=%r must be a number in (0, 1]' % (p_init,))
-  mua.require(x.shape.rank == 4 and x.shape[1:].is_fully_defined(),
-              'the Square Attack needs [batch, H, W, C] images with static H, W, C, '
-              'got shape %s' % x.shape)
+  threat_model.require_graph_mode('The Square Attack')
+  threat_model.check_norm(norm)
+  threat_model.radius(epsilon)
+  threat_model.check_num_steps(num_queries, 'num_queries')
+  threat_model.require(threat_model.is_finite_real(p_init) and 0 < p_init <= 1,
+                       'p_init=%r must be a number in (0, 1]' % (p_init,))
+  threat_model.require(x.shape.rank == 4 and x.shape[1:].is_fully_defined(),
+                       'the Square Attack needs [batch, H, W, C] images with static H, W, C, '
+                       'got shape %s' % x.shape)
 
 
 def square_attack(logits_fn, x, labels, *, norm, epsilon, num_queries=5000, p_init=P_INIT,
@@ -243,8 +243,8 @@ def square_attack(logits_fn, x, labels, *, norm, epsilon, num_queries=5000, p_in
   x = tf.cast(x, tf.float32)
   _check_arguments(norm, epsilon, num_queries, p_init, x)
   labels = tf.cast(labels, tf.int32)
-  model = mua.ModelUnderAttack(logits_fn, x)
-  sampler = _Sampler(norm, mua.radius(epsilon), x)
+  model = threat_model.ModelUnderAttack(logits_fn, x)
+  sampler = _Sampler(norm, threat_model.radius(epsilon), x)
   seed = tf.convert_to_tensor(seed)
   clean_wrong = tf.not_equal(tf.argmax(model.clean_logits, -1, output_type=tf.int32), labels)
   start = _where(clean_wrong, x, sampler.start(tf.random.experimental.stateless_fold_in(seed, 0)))

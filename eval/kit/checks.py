@@ -1,7 +1,7 @@
 """Argument checks shared by the attacks and their command lines; no TensorFlow.
 
-The attacks (eval.model_under_attack and the modules on it) validate their
-arguments with these, and the command-line kit (eval.cli) parses radii with
+The attacks (eval.attacks.threat_model and the modules on it) validate their
+arguments with these, and the command-line kit (eval.kit.cli) parses radii with
 them, so the report and other TensorFlow-free readers can use the kit too.
 """
 import math

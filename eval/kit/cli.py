@@ -6,8 +6,8 @@ result path, so that every evaluation's command line behaves the same.
 """
 import argparse
 
-from eval import checks
-from eval import results
+from eval.kit import checks
+from eval.kit import results
 from resnet_ceb import errors
 
 

@@ -63,8 +63,8 @@ def radius_indicators(outcome, clean, smaller_pgd20=(), unbounded_accuracy=None)
   """The indicators of one radius of the audit.
 
   Args:
-    outcome: the eval.audit_engine.RadiusOutcome.
-    clean: the eval.audit_engine.Clean examples.
+    outcome: the eval.audit.engine.RadiusOutcome.
+    clean: the eval.audit.engine.Clean examples.
     smaller_pgd20: PGD-20 accuracies at the smaller radii audited before.
     unbounded_accuracy: the accuracy at the unbounded radius, when known.
 

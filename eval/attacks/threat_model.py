@@ -2,8 +2,8 @@
 
 A model under attack is a `logits_fn(images)` building logits for a batch of
 float pixels in [0, 255] (the models normalize inside). The white-box attacks
-(eval.pgd, eval.apgd) ascend a per-example loss along its input gradient; the
-gradient-free one (eval.square) only reads the loss. A model can break the
+(eval.pgd, eval.attacks.apgd) ascend a per-example loss along its input gradient; the
+gradient-free one (eval.attacks.square) only reads the loss. A model can break the
 gradient in two ways an evaluation must survive and record rather than crash
 on: no gradient path at all (`tf.gradients` gives None: a `stop_gradient` or a
 non-differentiable op) and non-finite values. Both become a zero gradient
@@ -19,7 +19,7 @@ import math
 
 import tensorflow as tf
 
-from eval import checks
+from eval.kit import checks
 
 PIXEL_MIN = 0.0
 PIXEL_MAX = 255.0
@@ -27,7 +27,7 @@ PIXEL_MAX = 255.0
 TINY_NORM = 1e-12
 
 
-# The argument checks live in eval.checks (no TensorFlow); the attacks reach
+# The argument checks live in eval.kit.checks (no TensorFlow); the attacks reach
 # them through this module.
 NORMS = checks.NORMS
 MAX_SEED = checks.MAX_SEED

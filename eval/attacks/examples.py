@@ -10,7 +10,7 @@ so attacks see exactly the crops the trainer evaluates.
 import numpy as np
 import tensorflow as tf
 
-from eval import model_under_attack as mua
+from eval.kit import checks
 from resnet_ceb import imagenet_input
 from wrn_cifar import cifar_input
 
@@ -27,10 +27,10 @@ def dataset_for(flag, model, attack):
   """
   recorded = model.params.get('dataset')
   dataset = flag or recorded
-  mua.require(dataset in DATASETS, '%s/params.json names dataset %r, which has no '
-              '%s input here; pass --dataset' % (model.model_dir, recorded, attack))
-  mua.require(recorded in (None, dataset), '--dataset=%s, but the model was trained on '
-              '%s (%s/params.json)' % (dataset, recorded, model.model_dir))
+  checks.require(dataset in DATASETS, '%s/params.json names dataset %r, which has no '
+                 '%s input here; pass --dataset' % (model.model_dir, recorded, attack))
+  checks.require(recorded in (None, dataset), '--dataset=%s, but the model was trained on '
+                 '%s (%s/params.json)' % (dataset, recorded, model.model_dir))
   return dataset
 
 
@@ -47,9 +47,9 @@ def array_examples(images, labels):
     so they are not baked into the graph.
   """
   images, labels = np.asarray(images), np.asarray(labels, dtype=np.int32)
-  mua.require(images.ndim == 4 and labels.shape == (len(images),),
-              'images must be [N, H, W, C] and labels [N], got %s and %s'
-              % (images.shape, labels.shape))
+  checks.require(images.ndim == 4 and labels.shape == (len(images),),
+                 'images must be [N, H, W, C] and labels [N], got %s and %s'
+                 % (images.shape, labels.shape))
 
   def examples_fn():
     whole = cifar_input.in_memory_dataset(images, labels)
@@ -60,7 +60,7 @@ def array_examples(images, labels):
 
 def imagenet_examples(data_dir, fake_data, batch_size, image_size):
   """The ImageNet validation TFRecords through the trainer's eval input pipeline."""
-  mua.require(data_dir or fake_data, '--dataset=imagenet needs --data_dir (or --fake_data)')
+  checks.require(data_dir or fake_data, '--dataset=imagenet needs --data_dir (or --fake_data)')
   source = imagenet_input.ImageNetInput(
       is_training=False, data_dir=None if fake_data else data_dir, image_size=image_size)
 
@@ -89,14 +89,14 @@ def load_examples(dataset, data_dir, fake_data, num_examples, batch_size, image_
   Raises:
     ValueError: a bad count, or ImageNet without data.
   """
-  mua.require(num_examples is None or (mua.is_int(num_examples) and num_examples >= 1),
-              '--num_examples=%r must be an integer >= 1' % (num_examples,))
-  mua.require(dataset in DATASETS,
-              '--dataset=%r is not one of %s' % (dataset, ', '.join(DATASETS)))
+  checks.require(num_examples is None or (checks.is_int(num_examples) and num_examples >= 1),
+                 '--num_examples=%r must be an integer >= 1' % (num_examples,))
+  checks.require(dataset in DATASETS,
+                 '--dataset=%r is not one of %s' % (dataset, ', '.join(DATASETS)))
   if dataset == 'imagenet':
     # Fake ImageNet never ends, so it needs a count.
-    mua.require(num_examples or not fake_data,
-                '--dataset=imagenet --fake_data needs --num_examples')
+    checks.require(num_examples or not fake_data,
+                   '--dataset=imagenet --fake_data needs --num_examples')
     examples_fn = imagenet_examples(data_dir, fake_data, batch_size, image_size)
     if num_examples is None:
       return examples_fn

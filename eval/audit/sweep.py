@@ -4,10 +4,10 @@ Radii go in ascending order. An example fooled at one radius is fooled at
 every larger one (its witness lies in the larger ball too), so each radius
 attacks only the survivors of the radii before it and the accuracy curve
 cannot rise. After the last radius the survivors face the unbounded radius
-(eval.audit_engine.UNBOUNDED_EPSILON), where accuracy must be 0.
+(eval.engine.UNBOUNDED_EPSILON), where accuracy must be 0.
 
-Each radius becomes one item of a resumable `eval.results.ResultFile`, keyed
-by `eval.cli.epsilon_key`. The smallest radius at which each example fell
+Each radius becomes one item of a resumable `eval.kit.results.ResultFile`, keyed
+by `eval.kit.cli.epsilon_key`. The smallest radius at which each example fell
 ('fooled_at', inf if none) lives beside it in a sidecar `<result>.carry.npz`,
 written atomically before each item; a resumed sweep keeps only the radii
 whose items were written, so it carries exactly the examples an uninterrupted
@@ -18,11 +18,11 @@ import os
 
 import numpy as np
 
-from eval import audit_engine
-from eval import audit_indicators as indicators_lib
-from eval import cli
-from eval import model_under_attack as mua
-from eval import results
+from eval.attacks import threat_model
+from eval.audit import engine
+from eval.audit import indicators as indicators_lib
+from eval.kit import cli
+from eval.kit import results
 from resnet_ceb import fileio
 
 
@@ -34,7 +34,7 @@ def ascending(auditor, clean, epsilons, fooled_at, smaller_pgd20=(), transfer_fn
   """Audits each radius in ascending order, carrying fooled examples upwards.
 
   Args:
-    auditor: an eval.audit_engine.Auditor.
+    auditor: an eval.engine.Auditor.
     clean: its Clean examples.
     epsilons: radii, audited in ascending order.
     fooled_at: float [N], the smallest radius each example fell at (inf:
@@ -62,7 +62,7 @@ def unbounded(auditor, clean, fooled, pgd20_accuracies, last=None):
   """The unbounded-radius indicators, attacking only examples not yet fooled.
 
   Args:
-    auditor: an eval.audit_engine.Auditor.
+    auditor: an eval.engine.Auditor.
     clean: its Clean examples.
     fooled: bool [N], examples fooled at a smaller radius.
     pgd20_accuracies: PGD-20 accuracies at the smaller radii.
@@ -72,7 +72,7 @@ def unbounded(auditor, clean, fooled, pgd20_accuracies, last=None):
   Returns:
     ({'unbounded_accuracy'[, 'pgd20_accuracy_rise']}, the RadiusOutcome).
   """
-  radius = audit_engine.UNBOUNDED_EPSILON[auditor.norm]
+  radius = engine.UNBOUNDED_EPSILON[auditor.norm]
   if last is not None and last.epsilon >= radius:
     outcome = last
   else:
@@ -128,8 +128,8 @@ def _item(outcome, clean, indicators):
 def _done_radii(result_file, epsilons):
   """The radii already in the file: they must be the smallest ones."""
   done = [e for e in epsilons if result_file.done(cli.epsilon_key(e))]
-  mua.require(done == epsilons[:len(done)], '%s holds radii %s but not all smaller ones '
-              'of %s; remove it to start over' % (result_file.path, done, epsilons))
+  threat_model.require(done == epsilons[:len(done)], '%s holds radii %s but not all smaller ones '
+                       'of %s; remove it to start over' % (result_file.path, done, epsilons))
   return done
 
 
@@ -167,6 +167,6 @@ def summarize(items, unbounded_indicators, norm):
           'accuracy': [item['accuracy'] for item in items],
           'pgd20_accuracy': [item['pgd20_accuracy'] for item in items],
           'clean_accuracy': items[0]['clean_accuracy'] if items else None,
-          'unbounded_epsilon': audit_engine.UNBOUNDED_EPSILON[norm],
+          'unbounded_epsilon': engine.UNBOUNDED_EPSILON[norm],
           'indicators': unbounded_indicators, 'flags': combined,
           'verdict': indicators_lib.verdict(map(indicators_lib.flag_name, combined))}

@@ -19,7 +19,7 @@ pixel range and s(g) = sign(g) (L-inf) or g / |g|_2 (L2):
 * the best point (highest loss) is kept per example, and so is the first
   misclassified point seen, the witness.
 
-Losses (eval.model_under_attack): 'ce' (computed stably: the fused op rounds
+Losses (eval.attacks.threat_model): 'ce' (computed stably: the fused op rounds
 a confident example's loss to exactly 0, which would freeze the best point)
 and 'dlr' untargeted, and
 'targeted-dlr' (APGD-T), which aims in turn at the `num_targets` classes with
@@ -39,7 +39,7 @@ import math
 
 import tensorflow as tf
 
-from eval import model_under_attack as mua
+from eval.attacks import threat_model
 
 LOSSES = ('ce', 'dlr', 'targeted-dlr')
 INITIAL_STEP_FACTOR = 2.0
@@ -101,12 +101,12 @@ class _Run:
     return loss, gradient, broken, wrong
 
   def project(self, x):
-    return mua.project(x, self.x0, self.norm, self.epsilon)
+    return threat_model.project(x, self.x0, self.norm, self.epsilon)
 
   def direction(self, gradient):
     if self.norm == 'linf':
       return tf.sign(gradient)
-    return gradient / tf.maximum(mua.example_norm(gradient), mua.TINY_NORM)
+    return gradient / tf.maximum(threat_model.example_norm(gradient), threat_model.TINY_NORM)
 
   def initial_state(self, start):
     loss, gradient, broken, wrong = self.evaluate(start)
@@ -154,7 +154,7 @@ class _Run:
 
   def outcome(self, seed):
     """All steps from a seeded random start, in one while_loop."""
-    start = self.initial_state(mua.random_point(self.x0, self.norm, self.epsilon, seed))
+    start = self.initial_state(threat_model.random_point(self.x0, self.norm, self.epsilon, seed))
 
     def keep_going(state):
       return tf.logical_and(state.step < self.num_steps,
@@ -169,23 +169,23 @@ class _Run:
 
 
 def _check_arguments(norm, epsilon, loss, num_steps, num_restarts, num_targets):
-  mua.require_graph_mode('APGD')
-  mua.check_norm(norm)
-  mua.radius(epsilon)
-  mua.require(loss in LOSSES, 'loss=%r is not one of %s' % (loss, ', '.join(LOSSES)))
-  mua.check_num_steps(num_steps)
-  mua.check_num_steps(num_restarts, 'num_restarts')
-  mua.check_num_steps(num_targets, 'num_targets')
+  threat_model.require_graph_mode('APGD')
+  threat_model.check_norm(norm)
+  threat_model.radius(epsilon)
+  threat_model.require(loss in LOSSES, 'loss=%r is not one of %s' % (loss, ', '.join(LOSSES)))
+  threat_model.check_num_steps(num_steps)
+  threat_model.check_num_steps(num_restarts, 'num_restarts')
+  threat_model.check_num_steps(num_targets, 'num_targets')
 
 
 def _num_classes(logits, loss):
   """The static class count, checked against what the loss needs."""
   num_classes = logits.shape[-1]
-  mua.require(num_classes is not None,
-              'APGD needs logits with a static number of classes, got shape %s'
-              % logits.shape)
-  mua.require(num_classes >= _MIN_CLASSES[loss], 'loss=%r needs at least %d classes, the '
-              'model has %d' % (loss, _MIN_CLASSES[loss], num_classes))
+  threat_model.require(num_classes is not None,
+                       'APGD needs logits with a static number of classes, got shape %s'
+                       % logits.shape)
+  threat_model.require(num_classes >= _MIN_CLASSES[loss], 'loss=%r needs at least %d classes, the '
+                       'model has %d' % (loss, _MIN_CLASSES[loss], num_classes))
   return num_classes
 
 
@@ -198,10 +198,10 @@ def _targets(logits, labels, count):
 
 def _loss_fn(loss, labels, targets):
   if loss == 'ce':
-    return lambda logits: mua.stable_cross_entropy(logits, labels)
+    return lambda logits: threat_model.stable_cross_entropy(logits, labels)
   if loss == 'dlr':
-    return lambda logits: mua.dlr(logits, labels)
-  return lambda logits: mua.targeted_dlr(logits, labels, targets)
+    return lambda logits: threat_model.dlr(logits, labels)
+  return lambda logits: threat_model.targeted_dlr(logits, labels, targets)
 
 
 def apgd_attack(logits_fn, x, labels, *, norm, epsilon, loss='ce', num_steps=100,
@@ -238,7 +238,7 @@ def apgd_attack(logits_fn, x, labels, *, norm, epsilon, loss='ce', num_steps=100
   _check_arguments(norm, epsilon, loss, num_steps, num_restarts, num_targets)
   x = tf.cast(x, tf.float32)
   labels = tf.cast(labels, tf.int32)
-  model = mua.ModelUnderAttack(logits_fn, x)
+  model = threat_model.ModelUnderAttack(logits_fn, x)
   num_classes = _num_classes(model.clean_logits, loss)
   targeted = loss == 'targeted-dlr'
   num_targets = min(num_targets, num_classes - 1) if targeted else 1
@@ -251,7 +251,7 @@ def apgd_attack(logits_fn, x, labels, *, norm, epsilon, loss='ce', num_steps=100
     run_targets = None if targets is None else tf.gather(targets[:, run // num_restarts], active)
     outcome = _Run(model, tf.gather(x, active), tf.gather(labels, active),
                    _loss_fn(loss, tf.gather(labels, active), run_targets),
-                   norm, mua.radius(epsilon), num_steps).outcome(
+                   norm, threat_model.radius(epsilon), num_steps).outcome(
                        tf.random.experimental.stateless_fold_in(seed, run))
 
     def put(full, part):

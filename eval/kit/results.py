@@ -35,7 +35,7 @@ def default_path(model_dir, evaluation, step):
 
 
 def header_for(model, flags, dataset):
-  """The header identifying an evaluation of a LoadedModel (eval.runner).
+  """The header identifying an evaluation of a LoadedModel (eval.kit.runner).
 
   A `data_dir` flag is made absolute here, so that the same data spelt two
   ways (`../data`, `/work/data`) resumes one file instead of refusing it.

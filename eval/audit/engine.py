@@ -24,8 +24,8 @@ from typing import Optional
 import numpy as np
 import tensorflow as tf
 
-from eval import audit_attacks
-from eval import model_under_attack as mua
+from eval.attacks import threat_model
+from eval.audit import specs
 
 tf1 = tf.compat.v1
 
@@ -95,7 +95,7 @@ class Auditor:
     image_shape: (H, W, C).
     norm: 'linf' or 'l2'.
     epsilons: every radius the auditor will attack at.
-    attacks: specs from eval.audit_attacks.resolve.
+    attacks: specs from eval.specs.resolve.
     seed: the audit's seed.
     batch_size: examples per session.run.
     restore_fn: `restore_fn(session)` run after variable initialization, or None.
@@ -110,22 +110,22 @@ class Auditor:
       self._labels = tf1.placeholder(tf.int32, [None], name='labels')
       self._epsilon = tf1.placeholder(tf.float32, [], name='epsilon')
       self._seed = tf1.placeholder(tf.int64, [2], name='seed')
-      model = mua.ModelUnderAttack(logits_fn, self._x)
-      health = model.gradient_health(lambda z: mua.cross_entropy(z, self._labels), self._x)
+      model = threat_model.ModelUnderAttack(logits_fn, self._x)
+      health = model.gradient_health(lambda z: threat_model.cross_entropy(z, self._labels), self._x)
       self._clean = dict({'logits': model.clean_logits},
                          **{'gradient_' + key: value for key, value in health.items()})
       self._predicted = {'predicted': tf.argmax(model.clean_logits, -1, output_type=tf.int32)}
       num_variables = len(tf1.global_variables())
       self._ops = {}
       for index, spec in enumerate(attacks):
-        for epsilon in (sorted(set(epsilons)) if isinstance(spec, audit_attacks.Pgd)
+        for epsilon in (sorted(set(epsilons)) if isinstance(spec, specs.Pgd)
                         else [None]):
           self._ops[spec.name, epsilon] = spec.build(
               logits_fn, self._x, self._labels, norm,
               self._epsilon if epsilon is None else float(epsilon), self._attack_seed(index))
-      mua.require(len(tf1.global_variables()) == num_variables,
-                  'logits_fn made new variables when called again; it must reuse the '
-                  'variables of its first call')
+      threat_model.require(len(tf1.global_variables()) == num_variables,
+                           'logits_fn made new variables when called again; it must reuse the '
+                           'variables of its first call')
       initializer = tf1.global_variables_initializer()
     self.session = tf1.Session(graph=self.graph)
     self.session.run(initializer)
@@ -149,10 +149,10 @@ class Auditor:
   def _attack_ops(self, index, epsilon):
     """An attack's ops at a radius (PGD-20's: built for that radius)."""
     spec = self.attacks[index]
-    if not isinstance(spec, audit_attacks.Pgd):
+    if not isinstance(spec, specs.Pgd):
       return self._ops[spec.name, None]
-    mua.require((spec.name, float(epsilon)) in self._ops,
-                'the auditor was built without radius %g' % epsilon)
+    threat_model.require((spec.name, float(epsilon)) in self._ops,
+                         'the auditor was built without radius %g' % epsilon)
     return self._ops[spec.name, float(epsilon)]
 
   def _run(self, fetches, images, labels, epsilon=0.0):
@@ -172,8 +172,8 @@ class Auditor:
       ValueError: a label is not one of the model's classes.
     """
     num_classes = self.session.run(self._clean['logits'], {self._x: images[:1]}).shape[1]
-    mua.require(labels.max() < num_classes, 'labels must lie in [0, %d) (the model has %d '
-                'classes), got %d' % (num_classes, num_classes, labels.max()))
+    threat_model.require(labels.max() < num_classes, 'labels must lie in [0, %d) (the model has %d '
+                         'classes), got %d' % (num_classes, num_classes, labels.max()))
     out = self._run(self._clean, images, labels)
     return Clean(images, labels, np.argmax(out['logits'], 1) == labels,
                  {key: out['gradient_' + key] for key in ('none', 'nonfinite', 'zero')})
@@ -194,7 +194,7 @@ class Auditor:
       limit = epsilon * (1 + 2.0 ** -20) + PIXEL_ROUNDING * np.sqrt(delta.shape[1])
     flat = candidates.reshape(len(x0), -1)
     valid = ((size <= limit) & np.isfinite(flat).all(1)
-             & (flat >= mua.PIXEL_MIN).all(1) & (flat <= mua.PIXEL_MAX).all(1))
+             & (flat >= threat_model.PIXEL_MIN).all(1) & (flat <= threat_model.PIXEL_MAX).all(1))
     return valid & (self.predict(candidates.astype(np.float32), labels) != labels)
 
   def attack(self, index, epsilon, clean, targets):
@@ -243,7 +243,7 @@ class Auditor:
     outcome = RadiusOutcome(float(epsilon), robust, carried, clean.images.astype(np.float32),
                             {'clean': float(clean.correct.mean())}, None, [])
     for index, spec in enumerate(self.attacks):
-      standalone = isinstance(spec, audit_attacks.Pgd)
+      standalone = isinstance(spec, specs.Pgd)
       record = self.attack(index, epsilon, clean, clean.correct if standalone else robust)
       if standalone:
         outcome.pgd20_robust = clean.correct & ~record.fooled

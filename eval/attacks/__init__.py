@@ -1,0 +1,1 @@
+"""Attacks beside the paper's PGD: their threat model, APGD, Square, and the examples."""

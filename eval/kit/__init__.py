@@ -1,0 +1,1 @@
+"""The command-line kit every `python -m eval.*` shares: checks, flags, result files, restoring."""
