@@ -8,7 +8,8 @@ export TF_CPP_MIN_LOG_LEVEL="${TF_CPP_MIN_LOG_LEVEL:-3}"
 # tensorflow-metadata 1.14.0 declares protobuf<4.21, and protobuf 3.20 has no compiled
 # wheel for Python 3.11, so pip's choice there is pure-Python protobuf: every Estimator
 # call then serializes its graph (graph.pbtxt, each checkpoint's .meta, the event file)
-# in Python, 2.5x the whole time of a 4-step AutoAugment training (README, "Quick start").
+# in Python, 2.5x the whole time of a 4-step AutoAugment training (docs/SETUP.md,
+# "The compiled protobuf").
 # The generated code of tensorflow-metadata 1.14.0 is the kind protobuf 4 reads, and
 # TensorFlow 2.15 allows <5, so the compiled protobuf goes in over pip's choice.
 ceb_protobuf='protobuf==4.25.3'
@@ -43,8 +44,10 @@ ceb_bootstrap() {
     if ! py="$(ceb_find_python)"; then
       echo "error: this project needs Python 3.9, 3.10 or 3.11 (TensorFlow 2.15 has" \
            "no wheel for other versions); found: $(python3 --version 2>&1 ||" \
-           "echo 'no python3 on PATH'). Install one of them, or set" \
-           "PYTHON=/path/to/python3.11, and run again." >&2
+           "echo 'no python3 on PATH'). Install a 3.11 beside the system one, name it in PYTHON," \
+           "e.g. with uv: uv python install 3.11 && PYTHON=\$(uv python find 3.11)" \
+           "./${0##*/}; or with pyenv: pyenv install 3.11 &&" \
+           "PYTHON=\$(pyenv prefix 3.11)/bin/python3.11 ./${0##*/} (docs/SETUP.md)." >&2
       return 1
     fi
     echo "Creating $venv with $("$py" --version 2>&1)..." >&2

@@ -1,4 +1,4 @@
-"""The switches for choices the paper leaves open (README, "Where the paper is silent").
+"""The switches for choices the paper leaves open (docs/FIDELITY.md, "Where the paper is silent").
 
 Each default keeps the earlier behaviour, and a model_dir whose params.json
 predates a switch still resumes as the switch's default.
