@@ -16,7 +16,7 @@
 #   ./run_cifar.sh audit --model_dir DIR [flags] the robustness audit: python -m eval.audit
 #   ./run_cifar.sh mini [--data_dir DIR]         real-data miniature of Figures 1-2 (~60 min)
 #   ./run_cifar.sh study [--data_dir DIR]        does CEB make a model more robust? The real-data
-#                                                study of README "The study" (~2 h on 2 cores)
+#                                                study of docs/STUDY.md (~2 h on 2 cores)
 #
 # Environment: MODEL_ROOT (default runs/cifar) holds the matrix's runs; DATA_DIR, when set,
 # is the CIFAR-10 copy of every run and evaluation (otherwise tfds downloads cifar10);

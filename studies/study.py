@@ -34,7 +34,7 @@ from studies import common
 from studies import study_report
 from wrn_cifar import cifar_input
 
-# The scale measured to fit about 100 minutes on 2 CPU cores (README, "The study").
+# The scale measured to fit about 100 minutes on 2 CPU cores (docs/STUDY.md).
 PRESETS = {
     'full': dict(depth=10, width=1, train_epochs=70, rhos='1,2,3,5', vib_rhos='3', seeds=2,
                  checkpoints=10, curve_examples=500, pgd_examples=500, audit_examples=500,
