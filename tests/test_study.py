@@ -113,7 +113,7 @@ class _Stages:
     monkeypatch.setattr(study.common, 'train', self.train)
     monkeypatch.setattr(study.checkpoint_curve, 'evaluate_checkpoints', self.curve)
     monkeypatch.setattr(study.cifar_suite, 'evaluate_model', self.evaluate)
-    monkeypatch.setattr(study.audit, 'run', self.audit)
+    monkeypatch.setattr(study.audit_command, 'run', self.audit)
     monkeypatch.setattr(study.make_cifar10_c, 'make', self.make)
     monkeypatch.setattr(study.report, 'main', self.report)
     monkeypatch.setattr(study.study_report, 'write', self.write)
