@@ -143,6 +143,8 @@ def render():
   parts = [
       '# Listings 1-3, line by line',
       '',
+      'For a reader checking the code against the paper\'s Listings 1-3 line by line.',
+      '',
       'Every line of the paper\'s appendix B listings (left) and the file and line '
       'that implements it. "Code there" is the text found at that line; '
       '`tests/test_listings.py` checks each one, and `python scripts/listings_map.py` '
