@@ -64,12 +64,12 @@ def run_network(network, inputs, is_training, precision):
   it to bfloat16 where a layer uses it; variable names are those of the
   float32 network.
   """
-  if precision == FLOAT32:
-    return network(inputs, is_training)
   check(precision)
-  with tf1.tpu.bfloat16_scope():
-    net = network(tf.cast(inputs, tf.bfloat16), is_training)
-  return tf.cast(net, tf.float32)
+  if precision == BFLOAT16:
+    with tf1.tpu.bfloat16_scope():
+      net = network(tf.cast(inputs, tf.bfloat16), is_training)
+    return tf.cast(net, tf.float32)
+  return network(inputs, is_training)
 
 
 def compute_dtype(inputs):

@@ -153,7 +153,7 @@ def z_seed(params, global_step):
 
 
 def _mode_precision(params, mode):
-  """params' precision for training and evaluation; PREDICT (export) is float32."""
+  """The precision of training and evaluation (params'); PREDICT (export) is float32."""
   if mode == tf.estimator.ModeKeys.PREDICT:
     return precision_lib.FLOAT32
   return precision_lib.recorded(params)
