@@ -48,6 +48,7 @@ from absl import flags
 from absl import logging
 import tensorflow as tf
 
+from resnet_ceb import bfloat16
 from resnet_ceb import ceb
 from resnet_ceb import common_flags
 from resnet_ceb import distribute
@@ -174,7 +175,7 @@ def build_network(features, is_training, params, precision):
   network = resnet_model.resnet_v1(
       params['resnet_depth'], params['num_classes'],
       params['width_multiplier'], params['data_format'])
-  return precision_lib.run_network(network, features, is_training, precision)
+  return bfloat16.run_network(network, features, is_training, precision)
 
 
 def head_loss(params, head, labels, logits):

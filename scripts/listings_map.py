@@ -12,7 +12,7 @@ CEB = 'resnet_ceb/ceb.py'
 MODEL = 'resnet_ceb/resnet_model.py'
 MAIN = 'resnet_ceb/resnet_main.py'
 FLAGS = 'resnet_ceb/common_flags.py'
-PRECISION = 'resnet_ceb/precision.py'
+PRECISION = 'resnet_ceb/bfloat16.py'
 WRN = 'wrn_cifar/wrn_model.py'
 
 # (listing line, file, anchor, note)
@@ -70,8 +70,8 @@ LISTING_3 = [
      'def resnet_model_fn(features, labels, mode, params):', ''),
     ('def build_network(): ...', MAIN, 'def build_network(',
      'A module-level function taking its inputs instead of a closure.'),
-    ("if params['precision'] == 'bfloat16':", PRECISION, 'if precision == BFLOAT16:',
-     'Both trainers share this in precision.run_network, on every device.'),
+    ("if params['precision'] == 'bfloat16':", PRECISION, 'if precision == precision_lib.BFLOAT16:',
+     'Both trainers share this in bfloat16.run_network, on every device.'),
     ('with tf.contrib.tpu.bfloat16_scope():', PRECISION, 'with tf1.tpu.bfloat16_scope():',
      'tf.contrib is gone in TF 2.15; tf.compat.v1.tpu.bfloat16_scope is the same scope.'),
     ('net = build_network()', MAIN,

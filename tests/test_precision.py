@@ -16,6 +16,13 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from eval import audit
+from eval import clean
+from eval.audit import command as audit_command
+from eval.kit import cli
+from eval.kit import runner
+from eval.pgd import __main__ as pgd_cli
+from eval.report import results_reader
 from resnet_ceb import make_tfrecords
 from resnet_ceb import precision
 from resnet_ceb import resnet_main
@@ -227,3 +234,74 @@ def test_resnet_bfloat16_graph_runs_convs_and_batch_norm_in_bfloat16():
         graph, tf.bfloat16)
     assert {v.dtype.base_dtype for v in tf1.global_variables()} == {tf.float32, tf.int64}
   assert spec.loss.dtype == tf.float32
+
+
+# --- Evaluation: float32 by default, bfloat16 only where no attack runs -------
+
+@pytest.fixture(scope='module')
+def bf16_model(tmp_path_factory, data_dir):
+  """A tiny WRN CEB model trained in bfloat16 (4 steps)."""
+  model_dir = str(tmp_path_factory.mktemp('bf16_model'))
+  _wrn_run(model_dir, data_dir, '--precision=bfloat16', '--train_epochs=1')
+  return model_dir
+
+
+def test_a_bfloat16_trained_model_restores_as_float32(bf16_model):
+  model = runner.load_model(bf16_model)
+  assert model.precision == 'float32' and model.params['precision'] == 'bfloat16'
+  with tf.Graph().as_default() as graph:
+    logits = model.logits_fn(tf1.placeholder(tf.float32, [2, 32, 32, 3]))
+    assert logits.dtype == tf.float32 and not _op_types(graph, tf.bfloat16)
+
+
+def _results(model_dir):
+  folder = os.path.join(model_dir, 'results')
+  return sorted(os.listdir(folder)) if os.path.isdir(folder) else []
+
+
+@pytest.mark.parametrize('main,extra', [
+    (pgd_cli.main, ['--epsilons=0,4', '--num_steps=2']),
+    (audit_command.main, ['--epsilons=4', '--num_examples=4']),
+])
+def test_attacks_refuse_bfloat16_and_write_nothing(bf16_model, data_dir, capsys, main, extra):
+  before = _results(bf16_model)
+  capsys.readouterr()
+  with pytest.raises(SystemExit) as exit_info:
+    main(['--model_dir=' + bf16_model, '--data_dir=' + data_dir, '--precision=bfloat16']
+         + extra)
+  assert exit_info.value.code == 2
+  error = capsys.readouterr().err
+  assert 'error: argument --precision: %s' % cli.ATTACK_PRECISION_ERROR in error
+  assert _results(bf16_model) == before
+
+
+def test_evaluations_name_a_bad_precision(bf16_model, data_dir, capsys):
+  with pytest.raises(SystemExit) as exit_info:
+    clean.main(['--model_dir=' + bf16_model, '--data_dir=' + data_dir,
+                '--precision=float16'])
+  assert exit_info.value.code == 2
+  assert "--precision: 'float16' must be one of float32, bfloat16" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_clean_accuracy_in_bfloat16_has_its_own_result_the_report_skips(bf16_model, data_dir):
+  argv = ['--model_dir=' + bf16_model, '--data_dir=' + data_dir, '--batch_size=25']
+  float32 = clean.main(argv)
+  bfloat16 = clean.main(argv + ['--precision=bfloat16'])
+  assert _results(bf16_model) == ['clean-bfloat16-step4.json', 'clean-step4.json']
+  folder = os.path.join(bf16_model, 'results')
+  assert 'precision' not in float32['header']
+  assert bfloat16['header']['precision'] == 'bfloat16'
+  # 50 images: bfloat16 rounding may flip a near-tie, hardly more.
+  assert abs(bfloat16['summary']['accuracy'] - float32['summary']['accuracy']) <= 0.1
+  assert results_reader.read_result(os.path.join(folder, 'clean-bfloat16-step4.json')) is None
+  assert results_reader.read_result(os.path.join(folder, 'clean-step4.json')) is not None
+
+
+def test_the_audit_refuses_a_bfloat16_network(bf16_model):
+  params = train_utils.read_params(bf16_model)
+  rng = np.random.RandomState(0)
+  images = rng.randint(0, 256, (2, 32, 32, 3)).astype(np.float32)
+  with pytest.raises(ValueError, match='re-checks its witnesses in float32 only'):
+    audit.run_audit(wrn_main.eval_logits_fn(params, 'bfloat16'), images, np.array([0, 1]),
+                    norm='linf', epsilon=4.0, attacks=['pgd20'])

@@ -19,6 +19,7 @@ from absl import logging
 import numpy as np
 import tensorflow as tf
 
+from resnet_ceb import bfloat16
 from resnet_ceb import ceb
 from resnet_ceb import common_flags
 from resnet_ceb import distribute
@@ -162,7 +163,7 @@ def _mode_precision(params, mode):
 def wrn_model_fn(features, labels, mode, params):
   """TPUEstimator model_fn: BN-free WRN + the objective named by params['loss']."""
   is_training = mode == tf.estimator.ModeKeys.TRAIN
-  net = precision_lib.run_network(_network(params), features, is_training,
+  net = bfloat16.run_network(_network(params), features, is_training,
                                   _mode_precision(params, mode))
   global_step = tf1.train.get_or_create_global_step()
   loss_name = params['loss']
@@ -230,7 +231,7 @@ def eval_logits_fn(params, precision='float32'):
   model = _network(params)
 
   def logits_fn(images):
-    net = precision_lib.run_network(model, images, False, precision)
+    net = bfloat16.run_network(model, images, False, precision)
     return ceb.build_head(params['loss'], net, None, params['num_classes'], False,
                           log_prior=log_prior(params))['logits']
 
