@@ -29,5 +29,8 @@ setuptools.setup(
     extras_require={
         'test': ['pytest', 'ruff==0.17.6'],
         'plots': ['matplotlib'],
+        # The same TensorFlow with the CUDA and cuDNN libraries it was built
+        # against, as pip wheels (Linux x86-64; docs/GPU.md).
+        'gpu': ['tensorflow[and-cuda]==2.15.1'],
     },
 )

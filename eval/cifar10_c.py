@@ -280,7 +280,7 @@ def run(args):
                  if args.corruptions else None)
   severities = corruption_metrics.parse_severities(args.severities)
   train_utils.require_positive('batch_size', args.batch_size)
-  model = runner.load_model(args.model_dir, args.checkpoint)
+  model = runner.load_model(args.model_dir, args.checkpoint, args.precision)
   data = evaluate(model, args.data_dir, output=cli.output_path(args, model, EVALUATION),
                   corruptions=corruptions, severities=severities,
                   baseline_errors=args.baseline_errors, batch_size=args.batch_size)
@@ -293,6 +293,7 @@ def build_parser():
   parser = cli.ArgumentParser(
       prog='python -m eval.cifar10_c', description='CIFAR-10-C errors and mCE.')
   cli.add_model_flags(parser)
+  cli.add_precision_flag(parser)
   parser.add_argument('--data_dir', required=True,
                       help='CIFAR-10-C folder: <corruption>.npy and labels.npy.')
   parser.add_argument('--corruptions',

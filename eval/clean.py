@@ -60,7 +60,7 @@ def run(args):
   if args.fake_data and args.data_dir:
     raise ValueError('--fake_data and --data_dir exclude each other')
   images, labels = cifar_input.load_dataset(args.data_dir, 'test', args.fake_data)
-  model = runner.load_model(args.model_dir, args.checkpoint)
+  model = runner.load_model(args.model_dir, args.checkpoint, args.precision)
   flags = {'dataset': args.dataset, 'fake_data': args.fake_data,
            'data_dir': args.data_dir}
   data = evaluate(model, images, labels, output=cli.output_path(args, model, EVALUATION),
@@ -75,6 +75,7 @@ def build_parser():
   parser = cli.ArgumentParser(
       prog='python -m eval.clean', description='Clean test accuracy of a CIFAR-10 model.')
   cli.add_model_flags(parser)
+  cli.add_precision_flag(parser)
   parser.add_argument('--dataset', default='cifar10', choices=['cifar10'])
   parser.add_argument('--data_dir', help='Local CIFAR-10 copy; unset: tfds cifar10.')
   parser.add_argument('--fake_data', action='store_true', help='Random test images.')

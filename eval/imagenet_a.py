@@ -142,7 +142,7 @@ def evaluate(model, data_dir, *, output, batch_size=100, resize_size=256,
 def run(args):
   """The CLI: validates the flags, loads the model, evaluates."""
   train_utils.require_positive('batch_size', args.batch_size)
-  model = runner.load_model(args.model_dir, args.checkpoint)
+  model = runner.load_model(args.model_dir, args.checkpoint, args.precision)
   data = evaluate(model, args.data_dir, output=cli.output_path(args, model, EVALUATION),
                   batch_size=args.batch_size, resize_size=args.resize_size,
                   crop_size=args.crop_size)
@@ -156,6 +156,7 @@ def build_parser():
   parser = cli.ArgumentParser(
       prog='python -m eval.imagenet_a', description='ImageNet-A top-1 error.')
   cli.add_model_flags(parser)
+  cli.add_precision_flag(parser)
   parser.add_argument('--data_dir', required=True,
                       help='The imagenet-a folder: <wnid>/*.jpg.')
   parser.add_argument('--batch_size', type=int, default=100)

@@ -161,7 +161,7 @@ def run(args):
   severities = corruption_metrics.parse_severities(args.severities)
   train_utils.require_positive('batch_size', args.batch_size)
   train_utils.require_positive('image_size', args.image_size)
-  model = runner.load_model(args.model_dir, args.checkpoint)
+  model = runner.load_model(args.model_dir, args.checkpoint, args.precision)
   data = evaluate(model, args.data_dir, output=cli.output_path(args, model, EVALUATION),
                   corruptions=corruptions, severities=severities,
                   batch_size=args.batch_size, image_size=args.image_size)
@@ -176,6 +176,7 @@ def build_parser():
   parser = cli.ArgumentParser(
       prog='python -m eval.imagenet_c', description='ImageNet-C errors and mCE.')
   cli.add_model_flags(parser)
+  cli.add_precision_flag(parser)
   parser.add_argument('--data_dir', required=True,
                       help='ImageNet-C root: <corruption>/<severity>/<wnid>/*.JPEG.')
   parser.add_argument('--corruptions', default=','.join(corruption_metrics.CORRUPTIONS),

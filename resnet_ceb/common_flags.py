@@ -8,6 +8,7 @@ flags. The trainers adopt these as their key flags, so `--help` lists them.
 from absl import flags
 
 from resnet_ceb import ceb
+from resnet_ceb import precision
 
 MODES = ('train', 'eval', 'train_and_eval')
 
@@ -69,5 +70,10 @@ def _define_device_flags(fv):
                        **fv)
   flags.DEFINE_bool('deterministic', False, 'Op determinism and fixed seeds.', **fv)
   flags.DEFINE_integer('seed', 0, 'Seed used with --deterministic.', **fv)
+  # A string, not an enum: a bad value is then the trainers' `error: ...`, exit 2.
+  flags.DEFINE_string('precision', None, "Arithmetic of the network's convs and matmuls: "
+                      '%s (default: bfloat16 with --use_tpu, else float32). Variables, '
+                      'checkpoints, the CEB head and the loss stay float32 '
+                      '(resnet_ceb/precision.py).' % ' or '.join(precision.PRECISIONS), **fv)
   flags.DEFINE_bool('xla', False, 'XLA auto-clustering of the train step (one machine). '
                     'Measured slower on CPU (benchmarks/xla.py), so off by default.', **fv)

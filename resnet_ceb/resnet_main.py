@@ -48,12 +48,14 @@ from absl import flags
 from absl import logging
 import tensorflow as tf
 
+from resnet_ceb import bfloat16
 from resnet_ceb import ceb
 from resnet_ceb import common_flags
 from resnet_ceb import distribute
 from resnet_ceb import errors
 from resnet_ceb import imagenet_classes
 from resnet_ceb import imagenet_input
+from resnet_ceb import precision as precision_lib
 from resnet_ceb import resnet_model
 from resnet_ceb import resnet_preprocessing
 from resnet_ceb import train_utils
@@ -109,8 +111,6 @@ def define_flags(flag_values=FLAGS):
                      '0: none, the top rate from step 0.', **fv)
   flags.DEFINE_float('weight_decay', 1e-4, 'L2 on non-BatchNorm variables.', **fv)
   flags.DEFINE_float('label_smoothing', 0.0, 'Label smoothing (--loss=xent only).', **fv)
-  flags.DEFINE_enum('precision', None, ['bfloat16', 'float32'], 'Default: '
-                    'bfloat16 with --use_tpu, else float32.', **fv)
   flags.DEFINE_enum('data_format', 'channels_last', ['channels_last', 'channels_first'],
                     'Layout inside the network (channels_last on CPU).', **fv)
   flags.DEFINE_integer('image_size', 224, 'Input image side.', **fv)
@@ -171,15 +171,11 @@ def rho_weight_schedule(params, global_step):
 
 
 def build_network(features, is_training, params, precision):
-  """The ResNet pre-logits f(x) in float32; under bfloat16_scope if asked (TPU)."""
+  """The ResNet pre-logits f(x) in float32; computed under bfloat16_scope if asked."""
   network = resnet_model.resnet_v1(
       params['resnet_depth'], params['num_classes'],
       params['width_multiplier'], params['data_format'])
-  if precision == 'bfloat16':
-    with tf1.tpu.bfloat16_scope():
-      net = network(tf.cast(features, tf.bfloat16), is_training)
-    return tf.cast(net, tf.float32)
-  return network(features, is_training)
+  return bfloat16.run_network(network, features, is_training, precision)
 
 
 def head_loss(params, head, labels, logits):
@@ -298,18 +294,19 @@ def summary_host_call(params, global_step, scalars):
   return host_call_fn, tensors
 
 
-def eval_logits_fn(params):
+def eval_logits_fn(params, precision='float32'):
   """Eval-mode logits for float pixels [B, H, W, 3] in [0, 255].
 
   BatchNorm uses its moving averages and the CEB head z = f(x). Each call
-  builds the float32, channels_last network in the current graph, reusing the
+  builds the channels_last network in the current graph, in float32 whatever
+  params.json's precision unless `precision` says otherwise, reusing the
   variables (and names) of training, so it can be called many times in one
   graph, e.g. inside a PGD while_loop.
   """
   params = dict(params, data_format='channels_last')
 
   def logits_fn(images):
-    net = build_network(images, False, params, 'float32')
+    net = build_network(images, False, params, precision)
     return ceb.build_head(params['loss'], net, None, params['num_classes'],
                           False)['logits']
 
@@ -327,11 +324,7 @@ def _finite(name, value, low, high=float('inf'), high_open=False):
 
 def resolve_precision(f):
   """--precision, defaulting to bfloat16 on TPU and float32 elsewhere."""
-  if f.precision is None:
-    return 'bfloat16' if f.use_tpu else 'float32'
-  if f.precision == 'bfloat16' and not f.use_tpu:
-    raise ValueError('--precision=bfloat16 needs --use_tpu (use float32 on CPU/GPU)')
-  return f.precision
+  return precision_lib.resolve(f.precision, f.use_tpu)
 
 
 def validate_flags(f):
@@ -512,6 +505,7 @@ def run(f, devices=None):
                             % f.model_dir)
   if f.deterministic:
     train_utils.enable_determinism(f.seed)
+  train_utils.log_precision_change(f.model_dir, params['precision'])
   if f.mode != 'eval' and cluster.is_chief:
     os.makedirs(f.model_dir, exist_ok=True)
     train_utils.write_params(f.model_dir, identity, params)

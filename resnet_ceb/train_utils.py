@@ -18,11 +18,13 @@ With a cluster in TF_CONFIG, `make_estimator` hands over to
 import os
 import time
 
+from absl import logging
 import numpy as np
 import tensorflow as tf
 
 from resnet_ceb import distribute
 from resnet_ceb import fileio
+from resnet_ceb import precision as precision_lib
 
 tf1 = tf.compat.v1
 
@@ -247,6 +249,26 @@ def write_params(model_dir, identity, params):
   """Records the run's identity and full params in model_dir/params.json."""
   fileio.atomic_write_json(os.path.join(model_dir, PARAMS_FILE),
                            {'identity': identity, 'params': params})
+
+
+def log_precision_change(model_dir, precision):
+  """Logs when model_dir's recorded run trained in another precision than `precision`.
+
+  Resuming in another precision is allowed: variables and checkpoints are
+  float32 either way (resnet_ceb/precision.py). params.json then records the
+  new one.
+
+  Returns:
+    The precision params.json recorded (float32 if it predates the key), or
+    None for a model_dir without params.json.
+  """
+  if not os.path.exists(os.path.join(model_dir, PARAMS_FILE)):
+    return None
+  before = precision_lib.recorded(read_params(model_dir))
+  if before != precision:
+    logging.warning('--model_dir=%s trained in %s so far; resuming in --precision=%s '
+                    '(its float32 checkpoints load either way)', model_dir, before, precision)
+  return before
 
 
 def read_params(model_dir):

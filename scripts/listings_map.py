@@ -12,6 +12,7 @@ CEB = 'resnet_ceb/ceb.py'
 MODEL = 'resnet_ceb/resnet_model.py'
 MAIN = 'resnet_ceb/resnet_main.py'
 FLAGS = 'resnet_ceb/common_flags.py'
+PRECISION = 'resnet_ceb/bfloat16.py'
 WRN = 'wrn_cifar/wrn_model.py'
 
 # (listing line, file, anchor, note)
@@ -69,14 +70,15 @@ LISTING_3 = [
      'def resnet_model_fn(features, labels, mode, params):', ''),
     ('def build_network(): ...', MAIN, 'def build_network(',
      'A module-level function taking its inputs instead of a closure.'),
-    ("if params['precision'] == 'bfloat16':", MAIN, "if precision == 'bfloat16':", ''),
-    ('with tf.contrib.tpu.bfloat16_scope():', MAIN, 'with tf1.tpu.bfloat16_scope():',
+    ("if params['precision'] == 'bfloat16':", PRECISION, 'if precision == precision_lib.BFLOAT16:',
+     'Both trainers share this in bfloat16.run_network, on every device.'),
+    ('with tf.contrib.tpu.bfloat16_scope():', PRECISION, 'with tf1.tpu.bfloat16_scope():',
      'tf.contrib is gone in TF 2.15; tf.compat.v1.tpu.bfloat16_scope is the same scope.'),
     ('net = build_network()', MAIN,
      'net = build_network(features, is_training, params, precision)', ''),
-    ('net = tf.cast(net, tf.float32)', MAIN, 'return tf.cast(net, tf.float32)', ''),
-    ("elif params['precision'] == 'float32': net = build_network()", MAIN,
-     'return network(features, is_training)', ''),
+    ('net = tf.cast(net, tf.float32)', PRECISION, 'return tf.cast(net, tf.float32)', ''),
+    ("elif params['precision'] == 'float32': net = build_network()", PRECISION,
+     'return network(inputs, is_training)', ''),
     ("with tf.variable_scope('ezx', reuse=tf.AUTO_REUSE):", CEB,
      "with tf1.variable_scope('ezx', reuse=tf1.AUTO_REUSE):",
      'The head is shared by both trainers, so it lives in ceb.py.'),

@@ -90,6 +90,7 @@ def _unchanged(world, check, *extra_dirs):
     (['--depth=27'], '--depth'),
     (['--train_epochs=0'], '--train_epochs=0 must be a positive integer'),
     (['--base_learning_rate=-1'], '--base_learning_rate=-1.0 must be positive'),
+    (['--precision=float16'], '--precision=float16 must be one of float32, bfloat16'),
 ])
 def test_wrn_bad_flags(world, tmp_path, capsys, extra, fragment):
   model_dir = tmp_path / 'model'
@@ -102,7 +103,7 @@ def test_wrn_bad_flags(world, tmp_path, capsys, extra, fragment):
 
 @pytest.mark.parametrize('extra,fragment', [
     (['--resnet_depth=51'], '--resnet_depth'),
-    (['--precision=bfloat16'], '--precision=bfloat16 needs --use_tpu'),
+    (['--precision=float16'], '--precision=float16 must be one of float32, bfloat16'),
     (['--label_smoothing=0.1', '--loss=ceb'], '--label_smoothing applies only'),
     (['--momentum=1.5'], '--momentum=1.5 must be a finite number'),
 ])

@@ -14,6 +14,7 @@ from conftest import REPO_ROOT
 import pytest
 
 from benchmarks import common
+from benchmarks import precision
 
 TINY_WRN = ['--depth', '10', '--width', '1', '--rounds', '1']
 
@@ -108,3 +109,26 @@ def test_audit_cost_prints_both_ways_its_floor_and_the_apgd_ratio():
   [bound] = ratios(stdout, 'bound_everything_over_floor')
   [apgd_ratio] = ratios(stdout, 'apgd100_over_100_fwd_bwd')
   assert math.isfinite(apgd_ratio) and apgd_ratio > 0 and bound > 0
+
+
+def test_cpu_bf16_flags_reads_the_flags_line(tmp_path):
+  cpuinfo = tmp_path / 'cpuinfo'
+  cpuinfo.write_text('processor\t: 0\nflags\t\t: fpu avx512f avx512_bf16 sse2\n'
+                     'processor\t: 1\nflags\t\t: fpu amx_bf16\n')
+  assert precision.cpu_bf16_flags(str(cpuinfo)) == {'avx512_bf16': True, 'amx_bf16': False}
+  assert precision.cpu_bf16_flags(str(tmp_path / 'absent')) == {
+      'avx512_bf16': False, 'amx_bf16': False}
+
+
+@pytest.mark.slow
+def test_precision_prints_the_cpu_flags_every_pair_and_last_its_ratio(tmp_path):
+  data_dir = write_cifar_python(tmp_path, num_train=64, num_test=10)
+  stdout = run_benchmark('precision', *TINY_WRN, '--data_dir', data_dir, '--batch_size', '8',
+                         '--resnet_depth', '18', '--image_size', '32',
+                         '--resnet_batch_size', '2', '--steps', '1', '--warmup_steps', '0')
+  assert re.search(r'^CPU reports: avx512_bf16=(yes|no), amx_bf16=(yes|no)$', stdout, re.M)
+  assert 'WRN-10-1 CEB, batch 8, AutoAugment input (64 images)' in stdout
+  others = ratios(stdout, 'bfloat16_over_float32')
+  last = stdout.strip().splitlines()[-1]
+  [ratio] = ratios(last, 'bfloat16_over_float32_step_time')
+  assert len(others) == 2 and all(math.isfinite(r) and r > 0 for r in others + [ratio])

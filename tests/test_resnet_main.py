@@ -353,7 +353,7 @@ def test_another_runs_model_dir_is_refused(trained, data_dir):
     (dict(loss='bogus'), ValueError, '--loss'),
     (dict(rho='nan'), ValueError, '--rho'),
     (dict(rho='inf'), ValueError, '--rho'),
-    (dict(precision='bfloat16'), ValueError, '--precision'),
+    (dict(precision='float16'), ValueError, '--precision=float16'),
     (dict(label_smoothing=0.1), ValueError, '--label_smoothing'),
     (dict(augment_name='randaugment'), ValueError, '--augment_name'),
     (dict(train_steps=0), ValueError, '--train_steps'),

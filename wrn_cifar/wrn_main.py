@@ -19,10 +19,12 @@ from absl import logging
 import numpy as np
 import tensorflow as tf
 
+from resnet_ceb import bfloat16
 from resnet_ceb import ceb
 from resnet_ceb import common_flags
 from resnet_ceb import distribute
 from resnet_ceb import errors
+from resnet_ceb import precision as precision_lib
 from resnet_ceb import train_utils
 from wrn_cifar import cifar_input
 from wrn_cifar import schedules
@@ -151,10 +153,18 @@ def z_seed(params, global_step):
   return ceb.sample_seed(params['seed'], global_step)
 
 
+def _mode_precision(params, mode):
+  """The precision of training and evaluation (params'); PREDICT (export) is float32."""
+  if mode == tf.estimator.ModeKeys.PREDICT:
+    return precision_lib.FLOAT32
+  return precision_lib.recorded(params)
+
+
 def wrn_model_fn(features, labels, mode, params):
   """TPUEstimator model_fn: BN-free WRN + the objective named by params['loss']."""
   is_training = mode == tf.estimator.ModeKeys.TRAIN
-  net = _network(params)(features, is_training)
+  net = bfloat16.run_network(_network(params), features, is_training,
+                                  _mode_precision(params, mode))
   global_step = tf1.train.get_or_create_global_step()
   loss_name = params['loss']
   summaries = {}
@@ -212,12 +222,16 @@ def _train_spec(params, head, loss, global_step, labels, summaries):
       train_op=tf.group(*updates), training_hooks=hooks)
 
 
-def eval_logits_fn(params):
-  """Eval-mode logits (CEB: z = f(x)) for float pixels, reusing trained variables."""
+def eval_logits_fn(params, precision='float32'):
+  """Eval-mode logits (CEB: z = f(x)) for float pixels, reusing trained variables.
+
+  The network is float32 whatever params.json's precision, unless `precision`
+  says otherwise.
+  """
   model = _network(params)
 
   def logits_fn(images):
-    net = model(images, False)
+    net = bfloat16.run_network(model, images, False, precision)
     return ceb.build_head(params['loss'], net, None, params['num_classes'], False,
                           log_prior=log_prior(params))['logits']
 
@@ -242,6 +256,7 @@ def validate_flags(f):
   ceb.check_loss_and_rho(f.loss, f.rho)
   wrn_model.check_depth_and_width(f.depth, f.width)
   wrn_model.check_init(f.wrn_init)
+  precision_lib.resolve(f.precision, f.use_tpu)
   for name in ('train_epochs', 'train_batch_size', 'eval_batch_size', 'epochs_per_eval',
                'iterations_per_loop', 'keep_checkpoint_max'):
     train_utils.require_positive(name, getattr(f, name))
@@ -295,6 +310,7 @@ def params_from_flags(f, num_train, label_counts=None):
       'log_every_n_steps': min(f.iterations_per_loop, steps_per_epoch),
       'data_dir': os.path.abspath(f.data_dir) if f.data_dir else None,
       'fake_data': f.fake_data, 'deterministic': f.deterministic, 'seed': f.seed,
+      'precision': precision_lib.resolve(f.precision, f.use_tpu),
   }
   if f.cceb_prior == 'empirical':
     if label_counts is None:
@@ -359,6 +375,7 @@ def run(f, devices=None):
                               _build_train_variables(params), ABSENT_IDENTITY)
   if f.deterministic:
     train_utils.enable_determinism(f.seed)
+  train_utils.log_precision_change(f.model_dir, params['precision'])
   if cluster.is_chief:
     os.makedirs(f.model_dir, exist_ok=True)
     train_utils.write_params(f.model_dir, run_identity(params), params)

@@ -22,6 +22,8 @@ import math
 
 import tensorflow as tf
 
+from resnet_ceb import bfloat16
+
 tf1 = tf.compat.v1
 
 # Per-channel mean and standard deviation of the CIFAR-10 training set, in pixels.
@@ -112,6 +114,7 @@ def wrn(depth=28, width=10, init='fixup'):
     del is_training  # No BatchNorm or dropout: train and eval graphs are equal.
     with tf1.variable_scope('wrn', reuse=tf1.AUTO_REUSE):
       x = (tf.cast(inputs, tf.float32) - CIFAR_MEAN_RGB) / CIFAR_STDDEV_RGB
+      x = tf.cast(x, bfloat16.compute_dtype(inputs))  # bfloat16 in: bfloat16 convs.
       x = _conv(x, 16, 3, 1, 'stem', init)
       for group, (filters, strides) in enumerate(
           [(16 * width, 1), (32 * width, 2), (64 * width, 2)]):

@@ -35,6 +35,7 @@ def build_parser():
       'Robustness audit of a trained model: PGD-20, APGD-CE, APGD-T and Square, '
       'with gradient-masking indicators.'))
   cli.add_model_flags(parser)
+  cli.add_precision_flag(parser, attack=True)
   add = parser.add_argument
   add('--dataset', choices=examples.DATASETS, help="Default: the model's (params.json).")
   add('--data_dir', help='CIFAR-10 folder, or ImageNet validation TFRecords.')

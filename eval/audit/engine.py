@@ -76,6 +76,15 @@ class RadiusOutcome:
   transfer: Optional[AttackRecord] = None
 
 
+def _bfloat16_ops(graph):
+  """The types of the graph's ops computing in bfloat16 (their `T` is bfloat16)."""
+  types = set()
+  for op in graph.get_operations():
+    if 'T' in op.node_def.attr and op.get_attr('T') == tf.bfloat16:
+      types.add(op.type)
+  return types
+
+
 def _concatenate(batches):
   """Per key: arrays concatenated over batches, scalars summed."""
   joined = collections.defaultdict(list)
@@ -126,6 +135,11 @@ class Auditor:
       threat_model.require(len(tf1.global_variables()) == num_variables,
                            'logits_fn made new variables when called again; it must reuse the '
                            'variables of its first call')
+      bfloat16_ops = _bfloat16_ops(self.graph)
+      threat_model.require(not bfloat16_ops,
+                           'logits_fn computes in bfloat16 (%s): the audit attacks and '
+                           're-checks its witnesses in float32 only; build the model in '
+                           'float32' % ', '.join(sorted(bfloat16_ops)))
       initializer = tf1.global_variables_initializer()
     self.session = tf1.Session(graph=self.graph)
     self.session.run(initializer)

@@ -13,7 +13,8 @@ Layout::
       "evaluation": "pgd_linf",          # the evaluation's name
       "header": {                        # must match to resume
         "flags": {...}, "model_dir": ..., "checkpoint_path": ..., "step": ...,
-        "dataset": ..., "model_params": {...}   # the trainer's params.json
+        "dataset": ..., "model_params": {...},  # the trainer's params.json
+        "precision": "bfloat16"          # only if not float32, the default
       },
       "items": {"eps=8": {...}, ...},
       "summary": {...},
@@ -23,34 +24,45 @@ Layout::
 import os
 
 from resnet_ceb import fileio
+from resnet_ceb import precision as precision_lib
 
 
 class ResultFileError(ValueError):
   """A result file is unreadable or belongs to another evaluation."""
 
 
-def default_path(model_dir, evaluation, step):
-  """Where an evaluation of a model's checkpoint is stored by default."""
-  return os.path.join(model_dir, 'results', '%s-step%d.json' % (evaluation, step))
+def default_path(model_dir, evaluation, step, precision=precision_lib.FLOAT32):
+  """Where an evaluation of a model's checkpoint is stored by default.
+
+  A bfloat16 evaluation has its own file (`<evaluation>-bfloat16-step<N>.json`),
+  so it neither replaces nor collides with the float32 one.
+  """
+  tag = '' if precision == precision_lib.FLOAT32 else '-' + precision
+  return os.path.join(model_dir, 'results', '%s%s-step%d.json' % (evaluation, tag, step))
 
 
 def header_for(model, flags, dataset):
   """The header identifying an evaluation of a LoadedModel (eval.kit.runner).
 
   A `data_dir` flag is made absolute here, so that the same data spelt two
-  ways (`../data`, `/work/data`) resumes one file instead of refusing it.
+  ways (`../data`, `/work/data`) resumes one file instead of refusing it. The
+  model's precision is recorded when it is not float32 (headers of float32
+  evaluations stay as they were, so their files still resume).
   """
   if flags.get('data_dir'):
     flags = dict(flags, data_dir=os.path.abspath(flags['data_dir']))
-  return {'flags': flags, 'model_dir': os.path.abspath(model.model_dir),
-          'checkpoint_path': os.path.abspath(model.checkpoint_path),
-          'step': model.step, 'dataset': dataset, 'model_params': model.params}
+  header = {'flags': flags, 'model_dir': os.path.abspath(model.model_dir),
+            'checkpoint_path': os.path.abspath(model.checkpoint_path),
+            'step': model.step, 'dataset': dataset, 'model_params': model.params}
+  if model.precision != precision_lib.FLOAT32:
+    header['precision'] = model.precision
+  return header
 
 
 def open_default(model, evaluation, flags, dataset):
   """The ResultFile of `evaluation` of a LoadedModel at its default path."""
-  return ResultFile(default_path(model.model_dir, evaluation, model.step), evaluation,
-                    header_for(model, flags, dataset))
+  return ResultFile(default_path(model.model_dir, evaluation, model.step, model.precision),
+                    evaluation, header_for(model, flags, dataset))
 
 
 class ResultFile:

@@ -2,8 +2,9 @@
 
 Every evaluation (clean, PGD, ImageNet-C, ImageNet-A, CIFAR-10-C) goes through
 `load_model`, which rebuilds the eval-mode network a trainer recorded in
-`model_dir/params.json` (CEB: z = f(x), the encoder's mean), checks it against
-the checkpoint, and `predict`, which wraps it in an eval model_fn and runs
+`model_dir/params.json` (CEB: z = f(x), the encoder's mean) in float32, whatever
+precision trained it, unless asked for bfloat16; checks it against the
+checkpoint; and `predict`, which wraps it in an eval model_fn and runs
 `Estimator.predict` restoring exactly that checkpoint.
 """
 import collections
@@ -12,23 +13,26 @@ import os
 import numpy as np
 import tensorflow as tf
 
+from resnet_ceb import precision as precision_lib
 from resnet_ceb import resnet_main
 from resnet_ceb import train_utils
 from wrn_cifar import wrn_main
 
 tf1 = tf.compat.v1
 
+# `precision`: what the evaluation network computes in (float32 unless asked).
 LoadedModel = collections.namedtuple(
-    'LoadedModel', ['model_dir', 'params', 'checkpoint_path', 'step', 'logits_fn'])
+    'LoadedModel', ['model_dir', 'params', 'checkpoint_path', 'step', 'logits_fn',
+                    'precision'], defaults=[precision_lib.FLOAT32])
 
 
-def _logits_fn_builder(params):
-  """The trainer's eval-mode `logits_fn(images)` for a params dict."""
+def _logits_fn_builder(params, precision):
+  """The trainer's eval-mode `logits_fn(images)` for a params dict, in `precision`."""
   trainer = params.get('trainer')
   if trainer == 'wrn_cifar':
-    return wrn_main.eval_logits_fn(params)
+    return wrn_main.eval_logits_fn(params, precision)
   if trainer == 'resnet_ceb':
-    return resnet_main.eval_logits_fn(params)
+    return resnet_main.eval_logits_fn(params, precision)
   raise ValueError('params.json names an unknown trainer %r' % (trainer,))
 
 
@@ -44,12 +48,15 @@ def resolve_checkpoint(model_dir, checkpoint=None):
   return latest
 
 
-def load_model(model_dir, checkpoint=None):
+def load_model(model_dir, checkpoint=None, precision=precision_lib.FLOAT32):
   """Rebuilds a trained model's eval-mode logits function.
 
   Args:
     model_dir: a directory a trainer wrote (holding params.json).
     checkpoint: a checkpoint path prefix; default the latest in model_dir.
+    precision: what the network computes in: float32 (the default, whatever
+      params.json's `precision`), or bfloat16 (the variables, checkpoint and
+      logits stay float32).
 
   Returns:
     A LoadedModel whose `logits_fn(images)` builds, in the current graph,
@@ -59,15 +66,16 @@ def load_model(model_dir, checkpoint=None):
     FileNotFoundError: no params.json or no checkpoint.
     train_utils.ModelDirError: the checkpoint is of another architecture.
   """
+  precision_lib.check(precision)
   params = train_utils.read_params(model_dir)
   checkpoint_path = resolve_checkpoint(model_dir, checkpoint)
-  logits_fn = _logits_fn_builder(params)
+  logits_fn = _logits_fn_builder(params, precision)
   size = params.get('image_size', 32)
   train_utils.check_checkpoint_shapes(
       model_dir, checkpoint_path,
       lambda: logits_fn(tf1.placeholder(tf.float32, [None, size, size, 3])))
   step = int(tf1.train.load_variable(checkpoint_path, 'global_step'))
-  return LoadedModel(model_dir, params, checkpoint_path, step, logits_fn)
+  return LoadedModel(model_dir, params, checkpoint_path, step, logits_fn, precision)
 
 
 def default_predict_fn(logits_fn, features):

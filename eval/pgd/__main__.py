@@ -32,6 +32,7 @@ def build_parser():
   parser = cli.ArgumentParser(prog='python -m eval.pgd',
                               description='PGD accuracy against epsilon of a trained model.')
   cli.add_model_flags(parser)
+  cli.add_precision_flag(parser, attack=True)
   add = parser.add_argument
   add('--dataset', choices=examples.DATASETS, help="Default: the model's (params.json).")
   add('--data_dir', help='CIFAR-10 folder, or ImageNet validation TFRecords.')

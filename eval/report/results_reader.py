@@ -1,7 +1,9 @@
 """Finds, reads and checks result files (eval.kit.results) for the report.
 
 Every `*.json` under a folder is read; a JSON object with an 'evaluation' key
-is a result file, anything else (a trainer's params.json) is skipped. A result
+is a result file, anything else (a trainer's params.json) is skipped, and so is
+a result of a network evaluated in bfloat16 (`--precision`): the report's
+numbers are float32 evaluations, one per model, step and evaluation. A result
 file's layout and the numbers the report uses are checked, and any fault
 raises ReportError naming the file. Each evaluation's numbers are parsed into
 `Result.metrics`, the one form the rest of the report reads.
@@ -23,6 +25,9 @@ AUDIT_EVALUATIONS = ('audit_linf', 'audit_l2')
 # model_params' class count: `num_classes`; result files written before the
 # trainers shared one key may hold the ImageNet trainer's `num_label_classes`.
 CLASS_COUNT_KEYS = ('num_classes', 'num_label_classes')
+# The precision of the evaluations reported (resnet_ceb.precision.FLOAT32; that
+# module imports TensorFlow, which the report never loads).
+EVALUATED_PRECISION = 'float32'
 
 
 class ReportError(ValueError):
@@ -230,7 +235,8 @@ def read_result(path):
 
   Returns:
     A Result, or None when the file holds no JSON object with an
-    'evaluation' key (so it is no result file).
+    'evaluation' key (so it is no result file) or holds an evaluation in
+    another precision than float32.
 
   Raises:
     ReportError: naming the file, when it is not valid JSON (NaN included) or
@@ -245,6 +251,8 @@ def read_result(path):
   if not isinstance(data, dict) or 'evaluation' not in data:
     return None
   _check_layout(path, data)
+  if data['header'].get('precision', EVALUATED_PRECISION) != EVALUATED_PRECISION:
+    return None
   parser = _METRIC_PARSERS.get(data['evaluation'], _no_metrics)
   return Result(path, data, parser(path, data) if data['complete'] else None)
 
