@@ -90,6 +90,7 @@ def _unchanged(world, check, *extra_dirs):
     (['--depth=27'], '--depth'),
     (['--train_epochs=0'], '--train_epochs=0 must be a positive integer'),
     (['--base_learning_rate=-1'], '--base_learning_rate=-1.0 must be positive'),
+    (['--bottleneck_dims=-1'], '--bottleneck_dims=-1 must be an integer >= 0'),
 ])
 def test_wrn_bad_flags(world, tmp_path, capsys, extra, fragment):
   model_dir = tmp_path / 'model'
