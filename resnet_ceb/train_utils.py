@@ -194,8 +194,8 @@ def check_model_dir(model_dir, identity, build_variables, absent=None):
     ModelDirError: naming the file and the first difference found.
   """
   params_path = os.path.join(model_dir, PARAMS_FILE)
-  if os.path.exists(params_path):
-    recorded = _current_keys(fileio.read_json(params_path).get('identity', {}))
+  recorded = recorded_identity(model_dir)
+  if recorded is not None:
     for key, value in (absent or {}).items():
       if key in identity:
         recorded.setdefault(key, value)
@@ -269,6 +269,14 @@ def log_precision_change(model_dir, precision):
     logging.warning('--model_dir=%s trained in %s so far; resuming in --precision=%s '
                     '(its float32 checkpoints load either way)', model_dir, before, precision)
   return before
+
+
+def recorded_identity(model_dir):
+  """The run identity model_dir's params.json records, under today's keys; None without one."""
+  path = os.path.join(model_dir, PARAMS_FILE)
+  if not os.path.exists(path):
+    return None
+  return _current_keys(fileio.read_json(path).get('identity', {}))
 
 
 def read_params(model_dir):

@@ -30,7 +30,9 @@ LISTING_1 = [
     ('return inputs', MODEL, 'return tf.reshape(x, [-1, int(x.shape[-1])])',
      'The pooled pre-logits are returned; no dense layer.'),
     ('(CIFAR) the same edit in the WRN', WRN, 'return tf.reshape(x, [-1, 64 * width])',
-     'WRN-28xk returns its 64k-dim pooled pre-logits.'),
+     'WRN-28xk returns its 64k-dim pooled pre-logits (the default); '
+     '`--bottleneck_dims=D` adds section 2.2\'s dense layer of D outputs '
+     '(`with_bottleneck`).'),
 ]
 
 LISTING_2 = [

@@ -91,6 +91,7 @@ def _unchanged(world, check, *extra_dirs):
     (['--train_epochs=0'], '--train_epochs=0 must be a positive integer'),
     (['--base_learning_rate=-1'], '--base_learning_rate=-1.0 must be positive'),
     (['--precision=float16'], '--precision=float16 must be one of float32, bfloat16'),
+    (['--bottleneck_dims=-1'], '--bottleneck_dims=-1 must be an integer >= 0'),
 ])
 def test_wrn_bad_flags(world, tmp_path, capsys, extra, fragment):
   model_dir = tmp_path / 'model'

@@ -550,7 +550,7 @@ def test_figure1_draws_the_audit_at_its_epsilon_beside_pgd(tmp_path):
   write_cifar_runs(tmp_path / 'r')
   write_audits(tmp_path / 'r')
   epsilons = {'linf': 8.0, 'l2': 128.0}
-  lines = _lines(figures_cifar.figure1(_cifar_groups(tmp_path / 'r'), epsilons, print).axes[0])
+  lines = _lines(figures_cifar.figure1(_cifar_groups(tmp_path / 'r'), epsilons, print).axes[1])
   pgd = lines['WRN-28x10/CEB: PGD L∞ untargeted ε=8']
   audit = lines['WRN-28x10/CEB: audit L∞ ε=8']
   assert audit.get_color() == pgd.get_color() == 'tab:red'
@@ -570,7 +570,7 @@ def test_figure1_tells_columns_apart_by_marker_and_audits_by_hollow_markers(tmp_
   write_result(tmp_path / 'r', vib, 'pgd_linf', pgd_result({0: 0.9, 8: 0.2}, False),
                flags={'num_steps': 20})
   epsilons = {'linf': 8.0, 'l2': 128.0}
-  lines = _lines(figures_cifar.figure1(_cifar_groups(tmp_path / 'r'), epsilons, print).axes[0])
+  lines = _lines(figures_cifar.figure1(_cifar_groups(tmp_path / 'r'), epsilons, print).axes[1])
   ceb, vib_line = lines['WRN-28x10/CEB: clean'], lines['WRN-28x10/VIB: clean']
   assert ceb.get_color() == vib_line.get_color() == 'black'
   assert ceb.get_marker() != vib_line.get_marker()
@@ -588,31 +588,58 @@ def write_targeted_cifar_runs(results_dir, accuracy=0.125):
                    pgd_result({0: 0.9, epsilon: accuracy}, True), flags={'num_steps': 20})
 
 
-def test_figure1_plots_targeted_pgd_when_present_and_figure2_untargeted(tmp_path, capsys):
+def test_figure1_draws_each_mode_in_its_own_panel_and_figure2_untargeted(tmp_path, capsys):
   write_cifar_runs(tmp_path / 'r')
   epsilons = {'linf': 8.0, 'l2': 128.0}
-  untargeted = _lines(figures_cifar.figure1(_cifar_groups(tmp_path / 'r'), epsilons,
-                                            print).axes[0])
+  only_untargeted = figures_cifar.figure1(_cifar_groups(tmp_path / 'r'), epsilons, print)
+  targeted_axes, untargeted_axes = only_untargeted.axes
+  assert 'no targeted PGD results' in [text.get_text() for text in targeted_axes.texts]
+  assert not any('PGD' in label for label in _lines(targeted_axes))
   write_targeted_cifar_runs(tmp_path / 'r')
   groups = _cifar_groups(tmp_path / 'r')
-  assert figures_cifar.figure1_pgd(groups, 'l2') == ('pgd_l2_targeted', 'targeted')
-  figure = figures_cifar.figure1(groups, epsilons, print)
-  assert figure.axes[0].get_title() == 'CIFAR-10: accuracy vs ρ (targeted PGD)'
-  lines = _lines(figure.axes[0])
-  for norm in ('L∞ targeted ε=8', 'L2 targeted ε=128'):
-    np.testing.assert_allclose(lines['WRN-28x10/CEB: PGD ' + norm].get_ydata(), [12.5] * 4)
-    assert lines['WRN-28x10/XEnt (Det.): PGD ' + norm].get_ydata()[0] == pytest.approx(12.5)
-  assert not any('untargeted' in label for label in lines)
-  assert any(v != 12.5 for v in untargeted['WRN-28x10/CEB: PGD L∞ untargeted ε=8'].get_ydata())
+  targeted_axes, untargeted_axes = figures_cifar.figure1(groups, epsilons, print).axes
+  assert targeted_axes.get_title().startswith('targeted PGD')
+  assert untargeted_axes.get_title().startswith('untargeted PGD')
+  targeted, untargeted = _lines(targeted_axes), _lines(untargeted_axes)
+  for norm in ('L∞', 'L2'):
+    eps = '%s targeted ε=%s' % (norm, 8 if norm == 'L∞' else 128)
+    np.testing.assert_allclose(targeted['WRN-28x10/CEB: PGD ' + eps].get_ydata(), [12.5] * 4)
+    assert targeted['WRN-28x10/XEnt (Det.): PGD ' + eps].get_ydata()[0] == pytest.approx(12.5)
+    ceb = untargeted['WRN-28x10/CEB: PGD %s untargeted ε=%s' % tuple(eps.split(' targeted ε='))]
+    assert 12.5 not in ceb.get_ydata()
+  assert not any('untargeted' in label for label in targeted)
+  assert not any(' targeted' in label for label in untargeted)
   # Figure 2 stays on the untargeted sweeps and says so.
   linf = figures_cifar.figure2(groups, {1.0}, print).axes[0]
   assert linf.get_title() == 'untargeted PGD L∞'
   assert 12.5 not in _lines(linf)['WRN-28x10/CEB ρ=1'].get_ydata()
   assert run_report(tmp_path / 'r', tmp_path / 'out') == 0
-  assert ('report: figure1.png: PGD L2 targeted (pgd_l2_targeted), L∞ targeted '
-          '(pgd_linf_targeted)') in capsys.readouterr().out
-  summary = (tmp_path / 'out' / 'summary.md').read_text()
-  assert '- figure1.png: PGD L2 targeted (pgd_l2_targeted)' in summary
+  line = ('figure1.png: targeted panel: pgd_l2_targeted, pgd_linf_targeted; untargeted '
+          'panel: pgd_l2, pgd_linf; Madry et al. marks from the paper: clean 87.3%, '
+          "Figure 1's L2 attack 45.7% (it gives no L∞ value)")
+  assert 'report: ' + line in capsys.readouterr().out
+  assert '- ' + line in (tmp_path / 'out' / 'summary.md').read_text()
+
+
+def _madry_marks(axes):
+  """{label: (value, style)} of the grey horizontal lines on `axes`."""
+  return {line.get_label(): (line.get_ydata()[0], line.get_linestyle())
+          for line in axes.get_lines()
+          if line.get_color() == 'grey' and not line.get_label().startswith('_')}
+
+
+def test_figures_1_and_2_mark_the_papers_madry_values_and_no_linf_one(tmp_path):
+  write_cifar_runs(tmp_path / 'r')
+  groups = _cifar_groups(tmp_path / 'r')
+  clean = ('Madry et al. (paper, L423): clean 87.3%', (87.3, '-.'))
+  l2 = ("Madry et al. (paper, L418): Figure 1's L2 attack 45.7%", (45.7, ':'))
+  figure1 = figures_cifar.figure1(groups, {'linf': 8.0, 'l2': 128.0}, print)
+  for axes in figure1.axes:
+    assert _madry_marks(axes) == dict([clean, l2])
+  linf_axes, l2_axes = figures_cifar.figure2(groups, None, print).axes
+  assert _madry_marks(linf_axes) == dict([clean])
+  assert _madry_marks(l2_axes) == dict([clean, l2])
+  assert l2[0] in [text.get_text() for text in l2_axes.get_legend().get_texts()]
 
 
 @pytest.mark.parametrize('corrupt', [

@@ -1,7 +1,9 @@
 """The switches for choices the paper leaves open (docs/FIDELITY.md, "Where the paper is silent").
 
 Each default keeps the earlier behaviour, and a model_dir whose params.json
-predates a switch still resumes as the switch's default.
+predates a switch still resumes as the switch's default. The one exception,
+--wrn_init, changed its default to 'he' (docs/FIDELITY.md); a model_dir keeps
+the init it recorded, 'fixup' when it records none.
 """
 import os
 
@@ -21,8 +23,8 @@ TINY = ['--depth=10', '--width=1', '--train_batch_size=16', '--augment_name=none
 NUM_TRAIN = 32
 
 
-def _wrn_params(*extra):
-  f = wrn_main.make_flags(['--model_dir=unused'] + TINY + list(extra))
+def _wrn_params(*extra, model_dir='unused'):
+  f = wrn_main.make_flags(['--model_dir=%s' % model_dir] + TINY + list(extra))
   return dict(wrn_main.params_from_flags(f, NUM_TRAIN), batch_size=16)
 
 
@@ -65,25 +67,65 @@ def _without(identity, *keys):
 
 @pytest.mark.parametrize('loss', ['ceb', 'xent'])
 def test_cifar_model_dir_from_before_the_switches_still_matches(tmp_path, loss):
-  identity = wrn_main.run_identity(_wrn_params('--loss=%s' % loss))
   model_dir = str(tmp_path / 'old')
-  _write_identity(model_dir, _without(identity, *wrn_main.ABSENT_IDENTITY))
+  old = wrn_main.run_identity(_wrn_params('--loss=%s' % loss))
+  _write_identity(model_dir, _without(old, *wrn_main.ABSENT_IDENTITY))
+  # The same command on the old model_dir: its init is the one of its time, fixup.
+  identity = wrn_main.run_identity(_wrn_params('--loss=%s' % loss, model_dir=model_dir))
+  assert identity['wrn_init'] == 'fixup' and old['wrn_init'] == 'he'
   check = train_utils.check_model_dir
   check(model_dir, identity, None, wrn_main.ABSENT_IDENTITY)
   # A switch away from the old default is another run.
-  changed = wrn_main.run_identity(_wrn_params('--loss=%s' % loss, '--weight_decay=1e-4'))
-  with pytest.raises(train_utils.ModelDirError, match='weight_decay'):
-    check(model_dir, changed, None, wrn_main.ABSENT_IDENTITY)
-  changed = wrn_main.run_identity(_wrn_params('--loss=%s' % loss, '--jump_start_ramp=gamma'))
-  with pytest.raises(train_utils.ModelDirError, match='jump_start_ramp'):
-    check(model_dir, changed, None, wrn_main.ABSENT_IDENTITY)
+  for flag, key in (('--weight_decay=1e-4', 'weight_decay'),
+                    ('--jump_start_ramp=gamma', 'jump_start_ramp'),
+                    ('--wrn_init=he', 'wrn_init'), ('--wrn_variant=autoaugment', 'wrn_variant'),
+                    ('--bottleneck_dims=64', 'bottleneck_dims')):
+    changed = wrn_main.run_identity(_wrn_params('--loss=%s' % loss, flag, model_dir=model_dir))
+    with pytest.raises(train_utils.ModelDirError, match=key):
+      check(model_dir, changed, None, wrn_main.ABSENT_IDENTITY)
+
+
+def test_cifar_init_is_the_flag_else_the_model_dirs_else_he(tmp_path):
+  def init(model_dir, *extra):
+    return wrn_main.wrn_init(wrn_main.make_flags(['--model_dir=%s' % model_dir] + list(extra)))
+  assert init(tmp_path / 'new') == 'he'
+  assert init(tmp_path / 'new', '--wrn_init=fixup') == 'fixup'
+  for name, recorded in (('he', 'he'), ('fixup', 'fixup')):
+    identity = wrn_main.run_identity(_wrn_params('--wrn_init=' + recorded))
+    _write_identity(str(tmp_path / name), identity)
+    assert init(tmp_path / name) == recorded
+  _write_identity(str(tmp_path / 'old'), _without(identity, 'wrn_init'))
+  assert init(tmp_path / 'old') == 'fixup'
+  assert init(tmp_path / 'old', '--wrn_init=he') == 'he'  # check_model_dir then refuses it.
+
+
+@pytest.mark.parametrize('loss', ['xent', 'ceb', 'cceb', 'vib'])
+def test_cifar_bottleneck_feeds_every_head_a_dense_layer_of_d_outputs(loss):
+  for dims, z_dims in ((0, 64), (24, 24)):
+    params = _wrn_params('--loss=%s' % loss, '--bottleneck_dims=%d' % dims)
+    assert params['bottleneck_dims'] == wrn_main.run_identity(params)['bottleneck_dims'] == dims
+    with tf.Graph().as_default():
+      logits = wrn_main.eval_logits_fn(params)(tf1.placeholder(tf.float32, [None, 32, 32, 3]))
+      shapes = {v.op.name: v.shape.as_list() for v in tf1.trainable_variables()}
+    assert logits.shape.as_list() == [None, 10]
+    assert shapes.get('wrn/bottleneck/kernel') == ([64, dims] if dims else None)
+    # The head's matrices (classifier [d, 10], mu [10, d]) have z's width d.
+    head = [shape for name, shape in shapes.items() if not name.startswith('wrn/')]
+    assert head and all(len(shape) == 1 or z_dims in shape for shape in head)
+
+
+def test_cifar_bad_variant_or_bottleneck_is_refused_naming_the_flag():
+  f = wrn_main.make_flags(['--model_dir=unused', '--bottleneck_dims=-3'])
+  with pytest.raises(ValueError, match='--bottleneck_dims'):
+    wrn_main.validate_flags(f)
 
 
 def test_cceb_model_dir_from_before_the_prior_flag_resumes_as_uniform(tmp_path):
-  identity = wrn_main.run_identity(_wrn_params('--loss=cceb'))
-  assert identity['cceb_prior'] == 'uniform'
   model_dir = str(tmp_path / 'old')
-  _write_identity(model_dir, _without(identity, *wrn_main.ABSENT_IDENTITY))
+  _write_identity(model_dir, _without(wrn_main.run_identity(_wrn_params('--loss=cceb')),
+                                      *wrn_main.ABSENT_IDENTITY))
+  identity = wrn_main.run_identity(_wrn_params('--loss=cceb', model_dir=model_dir))
+  assert identity['cceb_prior'] == 'uniform'
   train_utils.check_model_dir(model_dir, identity, None, wrn_main.ABSENT_IDENTITY)
   with pytest.raises(train_utils.ModelDirError, match='cceb_prior'):
     train_utils.check_model_dir(model_dir, dict(identity, cceb_prior='empirical'), None,

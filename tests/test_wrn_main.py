@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from resnet_ceb import fileio
 from resnet_ceb import train_utils
 from wrn_cifar import wrn_main
 
@@ -210,6 +211,48 @@ def test_fidelity_flags_train_are_recorded_and_define_the_run(tmp_path, data_dir
     wrn_main.run(wrn_main.make_flags(_flags(
         model_dir, data_dir, '--loss=xent', '--train_epochs=1', '--wrn_init=fixup',
         '--augment_name=autoaugment', '--autoaugment_policy=paper25', '--cutout_size=8')))
+
+
+@pytest.mark.slow
+def test_variant_and_bottleneck_train_are_recorded_and_define_the_run(tmp_path, data_dir):
+  model_dir = str(tmp_path / 'aa')
+  argv = _flags(model_dir, data_dir, '--loss=ceb', '--train_epochs=1', '--mode=train')
+  wrn_main.run(wrn_main.make_flags(argv + ['--wrn_variant=autoaugment', '--bottleneck_dims=8']))
+  params = train_utils.read_params(model_dir)
+  assert (params['wrn_variant'], params['bottleneck_dims'], params['wrn_init']) == (
+      'autoaugment', 8, 'he')
+  shapes = dict(tf1.train.list_variables(model_dir))
+  assert shapes['wrn/bottleneck/kernel'] == [64, 8]
+  assert not [name for name in shapes if 'shortcut' in name]  # Parameter-free shortcuts.
+  for extra, key in ((['--bottleneck_dims=8'], 'wrn_variant'),
+                     (['--wrn_variant=autoaugment'], 'bottleneck_dims')):
+    with pytest.raises(train_utils.ModelDirError, match=key):
+      wrn_main.run(wrn_main.make_flags(argv + extra))
+
+
+def _strip_keys(model_dir, keys):
+  """Rewrites params.json as a trainer from before `keys` existed wrote it."""
+  path = os.path.join(model_dir, train_utils.PARAMS_FILE)
+  recorded = fileio.read_json(path)
+  fileio.atomic_write_json(path, {part: {k: v for k, v in recorded[part].items()
+                                         if k not in keys} for part in recorded})
+
+
+@pytest.mark.slow
+def test_model_dir_from_before_the_init_flag_resumes_as_fixup(tmp_path, data_dir):
+  model_dir = str(tmp_path / 'old')
+  argv = _flags(model_dir, data_dir, '--loss=xent', '--train_epochs=2', '--mode=train')
+  # Half the images: the run stops at step 20 of the 40 the full set gives.
+  wrn_main.run(wrn_main.make_flags(argv + ['--wrn_init=fixup', '--num_train_images=160']))
+  assert train_utils.latest_step(model_dir) == 20
+  _strip_keys(model_dir, ('wrn_init', 'wrn_variant', 'bottleneck_dims'))
+  with pytest.raises(train_utils.ModelDirError, match='wrn_init'):
+    wrn_main.run(wrn_main.make_flags(argv + ['--wrn_init=he']))
+  # Its command of the time, without --wrn_init, resumes it as fixup (conv biases).
+  wrn_main.run(wrn_main.make_flags(argv))
+  assert train_utils.latest_step(model_dir) == 40
+  assert train_utils.read_params(model_dir)['wrn_init'] == 'fixup'
+  assert 'wrn/stem/bias' in dict(tf1.train.list_variables(model_dir))
 
 
 @pytest.mark.parametrize('flag, value', [('cutout_size', '15'), ('cutout_size', '-2'),

@@ -33,29 +33,43 @@ def test_training_graph_has_no_batchnorm_anywhere():
   assert not [v for v in variables if 'moving' in v or 'batch_norm' in v]
 
 
-def test_wrn_28_10_shapes_and_parameter_count():
+def _trainable_count():
+  return sum(np.prod(v.shape.as_list()) for v in tf1.trainable_variables())
+
+
+@pytest.mark.parametrize('variant', wrn_model.VARIANTS)
+@pytest.mark.parametrize('init', wrn_model.INITS)
+@pytest.mark.parametrize('depth,width', [(28, 10), (16, 2), (10, 1)])
+def test_each_variant_has_its_shapes_and_parameter_count(depth, width, init, variant):
   with tf.Graph().as_default():
     images = tf1.placeholder(tf.float32, [None, 32, 32, 3])
-    net = wrn_model.wrn(28, 10)(images, True)
-    assert net.shape.as_list() == [None, 640]
-    count = sum(np.prod(v.shape.as_list()) for v in tf1.trainable_variables())
-  # WRN-28-10 has 36.5M parameters with BatchNorm; without it (and with conv
-  # biases instead of BN's beta) the count is 36.48M: computed layer by layer.
-  expected = _wrn_param_count(28, 10)
-  assert count == expected
-  assert 36.4e6 < count < 36.6e6
+    net = wrn_model.wrn(depth, width, init, variant)(images, True)
+    assert net.shape.as_list() == [None, 64 * width]
+    assert _trainable_count() == _wrn_param_count(depth, width, init, variant)
 
 
-def _wrn_param_count(depth, width):
-  """Independent count: 3x3 convs with biases, 1x1 shortcuts where shapes change."""
-  n = (depth - 4) // 6
-  total = 3 * 3 * 3 * 16 + 16
+def test_wrn_28_10_has_the_published_size():
+  # WRN-28-10 has 36.5M parameters with BatchNorm; without it, 36.45M.
+  with tf.Graph().as_default():
+    wrn_model.wrn(28, 10)(tf1.placeholder(tf.float32, [None, 32, 32, 3]), True)
+    assert 36.4e6 < _trainable_count() < 36.6e6
+
+
+def _wrn_param_count(depth, width, init, variant):
+  """The WRN's parameter count, by a formula independent of the model code.
+
+  3x3 convs (with biases under fixup); 1x1 projections where the channels
+  change in the zagoruyko variant, none in the parameter-free autoaugment one.
+  """
+  def conv(size, in_ch, out_ch):
+    return size * size * in_ch * out_ch + (out_ch if init == 'fixup' else 0)
+  total = conv(3, 3, 16)
   in_ch = 16
   for out_ch in (16 * width, 32 * width, 64 * width):
-    for i in range(n):
-      total += 9 * in_ch * out_ch + out_ch + 9 * out_ch * out_ch + out_ch
-      if i == 0 and in_ch != out_ch or (i == 0 and out_ch != 16 * width):
-        total += in_ch * out_ch + out_ch
+    for _ in range((depth - 4) // 6):
+      total += conv(3, in_ch, out_ch) + conv(3, out_ch, out_ch)
+      if variant == 'zagoruyko' and in_ch != out_ch:
+        total += conv(1, in_ch, out_ch)
       in_ch = out_ch
   return total
 
@@ -79,7 +93,7 @@ def test_initial_activations_stay_bounded_with_depth():
   # The Fixup-style init keeps a deep BN-free net's output scale near its input's.
   with tf.Graph().as_default():
     images = tf.random.uniform([8, 32, 32, 3], 0, 255, seed=1)
-    net = wrn_model.wrn(40, 1)(images, True)
+    net = wrn_model.wrn(40, 1, init='fixup')(images, True)
     with tf1.Session() as sess:
       sess.run(tf1.global_variables_initializer())
       value = sess.run(net)
@@ -97,15 +111,16 @@ def _initial_variables(depth, width, **kwargs):
               for v, value in zip(tf1.global_variables(), sess.run(tf1.global_variables()))}
 
 
-def test_fixup_is_the_default_init():
-  default, fixup = _initial_variables(10, 2), _initial_variables(10, 2, init='fixup')
-  assert sorted(default) == sorted(fixup)
+def test_he_and_zagoruyko_are_the_defaults():
+  default = _initial_variables(10, 2)
+  explicit = _initial_variables(10, 2, init='he', variant='zagoruyko')
+  assert sorted(default) == sorted(explicit)
   for name, value in default.items():
-    np.testing.assert_array_equal(value, fixup[name])
+    np.testing.assert_array_equal(value, explicit[name])
 
 
 def test_fixup_init_scales_branches_zeroes_their_ends_and_adds_biases():
-  variables = _initial_variables(16, 4)
+  variables = _initial_variables(16, 4, init='fixup')
   blocks = 3 * 2  # Three groups of (16 - 4) / 6 blocks.
   biases = [name for name in variables if name.endswith('/bias')]
   assert len(biases) == 1 + 2 * blocks + 3  # Stem, two convs a block, 3 shortcuts.
@@ -131,14 +146,65 @@ def test_he_init_is_the_original_wrns_fan_out_he_without_biases():
 
 
 def test_he_init_has_the_fixup_shapes_less_the_biases():
-  fixup, he = _initial_variables(10, 2), _initial_variables(10, 2, init='he')
+  fixup, he = _initial_variables(10, 2, init='fixup'), _initial_variables(10, 2, init='he')
   assert {n: v.shape for n, v in he.items()} == {
       n: v.shape for n, v in fixup.items() if not n.endswith('/bias')}
 
 
-def test_bad_init_names_the_flag():
+def test_bad_init_variant_or_bottleneck_names_the_flag():
   with pytest.raises(ValueError, match='--wrn_init'):
     wrn_model.wrn(10, 1, init='xavier')
+  with pytest.raises(ValueError, match='--wrn_variant'):
+    wrn_model.wrn(10, 1, variant='resnet')
+  for dims in (-1, 2.5):
+    with pytest.raises(ValueError, match='--bottleneck_dims'):
+      wrn_model.with_bottleneck(wrn_model.wrn(10, 1), dims)
+
+
+def _pool(x, stride):
+  n, h, w, c = x.shape
+  return x.reshape(n, h // stride, stride, w // stride, stride, c).mean(axis=(2, 4))
+
+
+def _pad(x, channels):
+  extra = channels - x.shape[-1]
+  return np.pad(x, [(0, 0)] * 3 + [(extra // 2, extra - extra // 2)])
+
+
+def test_autoaugment_variant_is_its_parameter_free_shortcuts_and_adds_at_fixup_init():
+  # At the Fixup-style init every branch ends in a zero conv with a zero bias, so
+  # the network is its shortcuts alone, here rebuilt in numpy from the stem's output.
+  images = np.random.RandomState(0).uniform(0, 255, [2, 32, 32, 3]).astype(np.float32)
+  width = 2
+  with tf.Graph().as_default() as graph:
+    net = wrn_model.wrn(16, width, 'fixup', 'autoaugment')(tf.constant(images), False)
+    stem = graph.get_tensor_by_name('wrn/stem/BiasAdd:0')
+    with tf1.Session() as sess:
+      sess.run(tf1.global_variables_initializer())
+      stem_out, out = sess.run([stem, net])
+  # Group 1: the first block's shortcut takes the activated stem, its group add the raw one.
+  x = _pad(np.maximum(stem_out, 0), 16 * width) + _pad(stem_out, 16 * width)
+  for channels in (32 * width, 64 * width):  # A block shortcut plus the group add.
+    x = 2 * _pad(_pool(x, 2), channels)
+  x += _pad(_pool(stem_out, 4), 64 * width)  # The add from the stem to the end.
+  expected = np.maximum(x, 0).mean(axis=(1, 2))
+  np.testing.assert_allclose(out, expected, rtol=1e-4, atol=1e-5)
+  assert np.abs(expected).max() > 0.1
+
+
+def test_bottleneck_adds_a_dense_layer_of_its_width_and_zero_adds_none():
+  with tf.Graph().as_default():
+    images = tf1.placeholder(tf.float32, [None, 32, 32, 3])
+    model = wrn_model.wrn(10, 1)
+    assert wrn_model.with_bottleneck(model, 0) is model
+    net = wrn_model.with_bottleneck(model, 20)(images, True)
+    assert net.shape.as_list() == [None, 20]
+    wrn_model.with_bottleneck(model, 20)(images, False)  # Reuses the dense layer.
+    variables = {v.op.name: v.shape.as_list() for v in tf1.trainable_variables()}
+    count = _trainable_count()
+  assert variables['wrn/bottleneck/kernel'] == [64, 20]
+  assert variables['wrn/bottleneck/bias'] == [20]
+  assert count == _wrn_param_count(10, 1, 'he', 'zagoruyko') + 64 * 20 + 20
 
 
 @pytest.mark.parametrize('depth,width', [(27, 10), (4, 1), (28, 0), (28, 2.5)])

@@ -67,9 +67,17 @@ def define_flags(flag_values=FLAGS):
   flags.DEFINE_integer('cutout_size', cifar_input.CUTOUT_SIZE,
                        'Side of the Cutout square that ends the AutoAugment pipeline, '
                        'even, in pixels; 0 turns Cutout off.', **fv)
-  flags.DEFINE_enum('wrn_init', wrn_model.INITS[0], list(wrn_model.INITS),
-                    "BN-free WRN init: 'fixup' (Fixup-style, trains) or 'he' (the "
-                    "original WRN's He init, BatchNorm removed and nothing else).", **fv)
+  flags.DEFINE_enum('wrn_init', None, list(wrn_model.INITS),
+                    "BN-free WRN init: 'he' (the original WRN's He init, BatchNorm "
+                    "removed and nothing else) or 'fixup' (Fixup-style). Unset: the init "
+                    "--model_dir recorded (fixup if it predates this flag), else 'he'.", **fv)
+  flags.DEFINE_enum('wrn_variant', wrn_model.VARIANTS[0], list(wrn_model.VARIANTS),
+                    "WRN topology: 'zagoruyko' (1x1-conv projection shortcuts) or "
+                    "'autoaugment' (the released AutoAugment code's: parameter-free "
+                    'shortcuts, group and stem adds); docs/FIDELITY.md.', **fv)
+  flags.DEFINE_integer('bottleneck_dims', 0, 'd of section 2.2: a learned dense layer with '
+                       'this many outputs between the pooled features and the head (every '
+                       'loss); 0: none, z is the 64k pooled features as in Listing 1.', **fv)
   flags.DEFINE_float('weight_decay', 0.0, 'L2 weight decay on every trainable variable, '
                      "the ImageNet trainer's term (train_utils.weight_decay_loss); the paper "
                      'names none for CIFAR, so 0 (off).', **fv)
@@ -78,8 +86,12 @@ def define_flags(flag_values=FLAGS):
 
 
 def _network(params):
-  """The BN-free WRN a params dict names (params.json before --wrn_init: fixup)."""
-  return wrn_model.wrn(params['depth'], params['width'], params.get('wrn_init', 'fixup'))
+  """The BN-free WRN a params dict names; keys older model_dirs lack: ABSENT_IDENTITY."""
+  model = wrn_model.wrn(params['depth'], params['width'],
+                        *(params.get(key, ABSENT_IDENTITY[key])
+                          for key in ('wrn_init', 'wrn_variant')))
+  return wrn_model.with_bottleneck(
+      model, params.get('bottleneck_dims', ABSENT_IDENTITY['bottleneck_dims']))
 
 
 def log_prior(params):
@@ -255,7 +267,10 @@ def validate_flags(f):
     raise ValueError('--model_dir is required')
   ceb.check_loss_and_rho(f.loss, f.rho)
   wrn_model.check_depth_and_width(f.depth, f.width)
-  wrn_model.check_init(f.wrn_init)
+  if f.wrn_init is not None:
+    wrn_model.check_init(f.wrn_init)
+  wrn_model.check_variant(f.wrn_variant)
+  wrn_model.check_bottleneck_dims(f.bottleneck_dims)
   precision_lib.resolve(f.precision, f.use_tpu)
   for name in ('train_epochs', 'train_batch_size', 'eval_batch_size', 'epochs_per_eval',
                'iterations_per_loop', 'keep_checkpoint_max'):
@@ -304,7 +319,8 @@ def params_from_flags(f, num_train, label_counts=None):
       'train_epochs': f.train_epochs, 'train_batch_size': f.train_batch_size,
       'base_learning_rate': f.base_learning_rate, 'augment_name': f.augment_name,
       'autoaugment_policy': f.autoaugment_policy, 'cutout_size': f.cutout_size,
-      'wrn_init': f.wrn_init, 'weight_decay': f.weight_decay,
+      'wrn_init': wrn_init(f), 'wrn_variant': f.wrn_variant,
+      'bottleneck_dims': f.bottleneck_dims, 'weight_decay': f.weight_decay,
       'num_train_images': num_train, 'steps_per_epoch': steps_per_epoch,
       'max_steps': steps_per_epoch * f.train_epochs, 'use_tpu': f.use_tpu,
       'log_every_n_steps': min(f.iterations_per_loop, steps_per_epoch),
@@ -321,14 +337,30 @@ def params_from_flags(f, num_train, label_counts=None):
 
 
 # Identity keys newer than some model_dirs: what a params.json without one means.
-ABSENT_IDENTITY = {'weight_decay': 0.0, 'jump_start_ramp': 'rho', 'cceb_prior': 'uniform'}
+ABSENT_IDENTITY = {'weight_decay': 0.0, 'jump_start_ramp': 'rho', 'cceb_prior': 'uniform',
+                   'wrn_init': 'fixup', 'wrn_variant': 'zagoruyko', 'bottleneck_dims': 0}
+
+
+def wrn_init(f):
+  """The init of the run: --wrn_init, else --model_dir's, else the default ('he').
+
+  The default was 'fixup' before the measurement in docs/FIDELITY.md; a
+  model_dir keeps the init it recorded (or, recording none, 'fixup'), so its
+  unchanged command resumes it.
+  """
+  if f.wrn_init is not None:
+    return f.wrn_init
+  recorded = train_utils.recorded_identity(f.model_dir) if f.model_dir else None
+  if recorded is None:
+    return wrn_model.INITS[0]
+  return recorded.get('wrn_init', ABSENT_IDENTITY['wrn_init'])
 
 
 def run_identity(params):
   """The params that make a model_dir this run's and no other's."""
   keys = ('trainer', 'depth', 'width', 'loss', 'train_batch_size', 'train_epochs',
-          'augment_name', 'autoaugment_policy', 'cutout_size', 'wrn_init', 'jump_start',
-          'jump_start_ramp', 'weight_decay')
+          'augment_name', 'autoaugment_policy', 'cutout_size', 'wrn_init', 'wrn_variant',
+          'bottleneck_dims', 'jump_start', 'jump_start_ramp', 'weight_decay')
   identity = {k: params[k] for k in keys}
   if params['loss'] != 'xent':
     identity['rho'] = params['rho']

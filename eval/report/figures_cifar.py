@@ -2,12 +2,15 @@
 
 Figure 1 plots accuracy against rho at one epsilon per norm; Figure 2 plots
 accuracy against epsilon per run. The paper calls Figure 1's attack targeted
-and Figure 2's untargeted, so Figure 1 plots targeted PGD (`pgd_<norm>_targeted`)
-when any CIFAR run has it, else untargeted, and says which in its legend,
-title and log line; Figure 2 plots untargeted PGD (`pgd_<norm>`) only. When a
+(L463-464) but its contributions untargeted (L69-70), and a model's accuracy
+differs by many points between the two, so Figure 1 has two panels: targeted
+PGD (`pgd_<norm>_targeted`) and untargeted PGD (`pgd_<norm>`), each titled so.
+Figure 2 plots untargeted PGD (`pgd_<norm>`) only, as its caption says. When a
 run has a robustness audit (`audit_linf`, `audit_l2`), its accuracy after
-every attack is drawn dashed in the colour of its PGD-20 curve, so a gap
-between the two shows at a glance.
+every attack is drawn dashed in the colour of its PGD-20 curve (Figure 1: in
+the untargeted panel), so a gap between the two shows at a glance. Both
+figures mark the paper's numbers for Madry et al.'s adversarially trained
+WRN as grey horizontal lines (`MADRY_MARKS`).
 Each figure function returns a matplotlib Figure, or None (logged) without data.
 """
 import numpy as np
@@ -17,13 +20,28 @@ from eval.report import runs
 
 # Figure 2: the L2 axis is linear up to this epsilon and logarithmic beyond.
 L2_LINEAR_LIMIT = 100.0
-# Figure 1's series: (label, evaluation, norm of its epsilon or None, colour, line style).
+# Figure 1's series: (label, evaluation, norm of its epsilon or None, colour, line
+# style). A PGD row's evaluation takes its panel's suffix (FIGURE1_PANELS).
 FIGURE1_SERIES = (
     ('clean', 'clean', None, 'black', '-'),
     ('PGD L2', 'pgd_l2', 'l2', 'tab:blue', '-'),
     ('audit L2', 'audit_l2', 'l2', 'tab:blue', '--'),
     ('PGD L∞', 'pgd_linf', 'linf', 'tab:red', '-'),
     ('audit L∞', 'audit_linf', 'linf', 'tab:red', '--'),
+)
+# Figure 1's panels: (attack mode, suffix of its PGD evaluations, draws audits,
+# title). The audits are untargeted attack sequences (APGD-T among them).
+FIGURE1_PANELS = (
+    ('targeted', '_targeted', False, 'targeted PGD (as Figure 1, L463-464)'),
+    ('untargeted', '', True, 'untargeted PGD (as L69-70 and Figure 2)'),
+)
+# The paper's numbers for Madry et al.'s adversarially trained WRN-28x10, in
+# percent (Figure 1's caption): (label, value, norm of the panels it belongs to
+# or None for every panel, line style). The paper gives no L-inf number for
+# that model, so there is no L-inf mark.
+MADRY_MARKS = (
+    ('Madry et al. (paper, L423): clean', 87.3, None, '-.'),
+    ("Madry et al. (paper, L418): Figure 1's L2 attack", 45.7, 'l2', ':'),
 )
 # The deterministic baseline is a horizontal line: dashed for PGD, dotted for its audit.
 _BASELINE_STYLE = {'-': '--', '--': ':'}
@@ -64,39 +82,57 @@ def _draw_series(axes, baselines, series, spec, epsilon):
   return drawn
 
 
-def figure1_pgd(groups, norm):
-  """(evaluation, 'targeted' or 'untargeted') Figure 1 plots for a norm.
+def draw_madry_marks(axes, norms):
+  """Draws the MADRY_MARKS that belong to a panel showing `norms`, labelled."""
+  for label, value, norm, style in MADRY_MARKS:
+    if norm is None or norm in norms:
+      axes.axhline(value, color='grey', linestyle=style, linewidth=1.2,
+                   label='%s %.1f%%' % (label, value))
 
-  Targeted PGD when any CIFAR run has a complete `pgd_<norm>_targeted`,
-  otherwise untargeted `pgd_<norm>`.
-  """
+
+def _figure1_panel(axes, groups, epsilons, panel):
+  """Draws one Figure 1 panel; returns the evaluations it found data for."""
   baselines, series = runs.cifar_groups(groups)
-  cifar_runs = list(baselines.values()) + [r for slot in series.values() for r in slot.values()]
-  targeted = 'pgd_%s_targeted' % norm
-  if any(run.metrics(targeted) for run in cifar_runs):
-    return targeted, 'targeted'
-  return 'pgd_' + norm, 'untargeted'
-
-
-def _figure1_series(modes):
-  """FIGURE1_SERIES with each PGD row on its norm's (evaluation, mode), labelled so."""
-  series = []
+  mode, suffix, audits, title = panel
+  drawn = []
   for label, evaluation, norm, color, style in FIGURE1_SERIES:
+    if evaluation.startswith('audit_') and not audits:
+      continue
     if evaluation.startswith('pgd_'):
-      evaluation, mode = modes[norm]
-      label = '%s %s' % (label, mode)
-    series.append((label, evaluation, norm, color, style))
-  return series
+      evaluation, label = evaluation + suffix, '%s %s' % (label, mode)
+    name = label if norm is None else '%s ε=%g' % (label, epsilons[norm])
+    if _draw_series(axes, baselines, series, (name, evaluation, norm, color, style),
+                    epsilons.get(norm)):
+      drawn.append(evaluation)
+  if not [e for e in drawn if e.startswith('pgd_')]:
+    axes.text(0.5, 0.5, 'no %s PGD results' % mode, transform=axes.transAxes,
+              ha='center', va='center', color='grey')
+  draw_madry_marks(axes, ('l2', 'linf'))
+  axes.set(xlabel='ρ', ylabel='accuracy (%)', title=title)
+  # Below the plot: with every objective's clean, PGD and audit lines it covers the curves.
+  axes.legend(fontsize='x-small', loc='upper center', bbox_to_anchor=(0.5, -0.12), ncol=2)
+  return drawn
+
+
+def _figure1_log_line(drawn):
+  """The log line naming what each Figure 1 panel drew, and the Madry marks."""
+  panels = ['%s panel: %s' % (panel[0], ', '.join(e for e in evaluations if e != 'clean')
+                              or 'no PGD results')
+            for panel, evaluations in zip(FIGURE1_PANELS, drawn)]
+  marks = ['%s %.1f%%' % (label.split(': ')[-1], value) for label, value, _, _ in MADRY_MARKS]
+  return 'figure1.png: %s; Madry et al. marks from the paper: %s (it gives no L∞ value)' % (
+      '; '.join(panels), ', '.join(marks))
 
 
 def figure1(groups, epsilons, log):
-  """Figure 1: CIFAR-10 accuracy vs rho, clean and under PGD L2 and L-inf.
+  """Figure 1: CIFAR-10 accuracy vs rho, clean and under PGD L2 and L-inf, per mode.
 
-  One line per metric and CEB-like column over rho (one marker per column;
-  audits dashed, their markers hollow); the deterministic baseline's (XEnt)
-  values are horizontal lines of the same colours. PGD is targeted where the
-  results have it (`figure1_pgd`); the legend and title say which, and a log
-  line names the files' evaluations.
+  Two panels, targeted and untargeted PGD (FIGURE1_PANELS), each with one line
+  per metric and CEB-like column over rho (one marker per column; audits
+  dashed, their markers hollow, in the untargeted panel); the deterministic
+  baseline's (XEnt) values are horizontal lines of the same colours, and the
+  paper's Madry et al. values grey ones. A panel without its mode's results
+  says so; a log line names the evaluations each panel drew.
 
   Args:
     groups: runs.group_runs' groups.
@@ -106,27 +142,15 @@ def figure1(groups, epsilons, log):
   Returns:
     A Figure, or None (logged) when no CIFAR run has any of these values.
   """
-  baselines, series = runs.cifar_groups(groups)
-  figure = plotting.new_figure((10, 4.5))
-  axes = figure.add_subplot()
-  drawn = False
-  modes = {norm: figure1_pgd(groups, norm) for norm in ('l2', 'linf')}
-  for label, evaluation, norm, color, style in _figure1_series(modes):
-    epsilon = epsilons[norm] if norm else None
-    name = label if norm is None else '%s ε=%g' % (label, epsilon)
-    drawn |= _draw_series(axes, baselines, series, (name, evaluation, norm, color, style),
-                          epsilon)
-  if not drawn:
+  figure = plotting.new_figure((14, 7.5))
+  drawn = [_figure1_panel(axes, groups, epsilons, panel)
+           for axes, panel in zip(figure.subplots(1, 2), FIGURE1_PANELS)]
+  if not any(drawn):
     log('figure1.png skipped: no CIFAR-10 clean or PGD (L2 eps=%g, L-inf eps=%g) results'
         % (epsilons['l2'], epsilons['linf']))
     return None
-  log('figure1.png: PGD L2 %s (%s), L∞ %s (%s)' % (
-      modes['l2'][1], modes['l2'][0], modes['linf'][1], modes['linf'][0]))
-  title = ('%s PGD' % modes['l2'][1] if modes['l2'][1] == modes['linf'][1]
-           else 'PGD L2 %s, L∞ %s' % (modes['l2'][1], modes['linf'][1]))
-  axes.set(xlabel='ρ', ylabel='accuracy (%)', title='CIFAR-10: accuracy vs ρ (%s)' % title)
-  # Beside the plot: with every objective's clean, PGD and audit lines it covers the curves.
-  axes.legend(fontsize='small', loc='upper left', bbox_to_anchor=(1.01, 1.0))
+  log(_figure1_log_line(drawn))
+  figure.suptitle('CIFAR-10: accuracy vs ρ')
   return figure
 
 
@@ -192,7 +216,9 @@ def figure2(groups, rhos, log):
 
   The L2 axis uses matplotlib's 'function' scale with `l2_axis_forward`:
   linear up to epsilon 100, logarithmic beyond (the paper's switch), marked by a
-  dotted line. Audits are dashed in their run's colour.
+  dotted line. Audits are dashed in their run's colour. The paper's Madry et
+  al. values are grey horizontal lines: clean on both panels, Figure 1's L2
+  attack on the L2 one (its epsilon is not given, so it is a level, not a point).
 
   Returns:
     A Figure, or None (logged) without any CIFAR PGD sweep or audit.
@@ -212,6 +238,8 @@ def figure2(groups, rhos, log):
   l2_axes.axvline(L2_LINEAR_LIMIT, color='grey', linestyle=':', linewidth=1)
   l2_axes.set(xlabel='L2 ε (pixels; log scale beyond 100)', ylabel='accuracy (%)',
               title='untargeted PGD L2')
+  draw_madry_marks(linf_axes, ('linf',))
+  draw_madry_marks(l2_axes, ('l2',))
   for axes in (linf_axes, l2_axes):
     axes.legend(fontsize='small')
   return figure
