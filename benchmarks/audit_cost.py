@@ -13,7 +13,7 @@ eps 16..1024) runs two ways in one process, in one graph and session
 
 Both count per-example forward+backward passes and forward-only passes (the
 attacks' own counts, plus one forward per checked output), wall seconds and
-process CPU seconds.
+process CPU seconds; (a) also its wall seconds per attack, and FAB-T's share.
 Printed per norm: each way's accuracy per radius, passes and seconds, the
 ratios (b)/(a), and whether (a) ever reports a higher accuracy than (b).
 Then the floor: an example robust at a radius takes every attack's whole
@@ -23,10 +23,13 @@ save; `bound_everything_over_floor` is that ceiling on the passes ratio.
 Labels are the model's clean predictions, so every example starts correct
 (a random network would otherwise get a tenth right).
 
-Last: APGD-100 (one L-inf run) against 100 bare forward-backward passes in a
-while_loop on the same batch, interleaved over rounds: the median ratio of
-seconds per gradient pass (APGD's own count, so its early stop once every
-example is fooled does not flatter it), in process CPU time and wall time.
+Last: APGD-100 (one L-inf run) and FAB-100 (one L-inf target) against 100
+bare forward-backward passes in a while_loop on the same batch, interleaved
+over rounds: the median ratio of seconds per gradient pass (each attack's own
+count, so an early stop once every example is fooled does not flatter it),
+in process CPU time and wall time. FAB runs at radius 0 by default, where no
+example stops early and every backward step's extra pass is paid, as on the
+examples that stay robust in an audit.
 
     python -m benchmarks.audit_cost [--num_examples 100 --square_queries 5000 \
         --data_dir CIFAR_DIR --model_dir TRAINED_MODEL_DIR ...]
@@ -42,6 +45,7 @@ import tensorflow as tf  # pylint: disable=g-import-not-at-top
 
 from eval import settings  # pylint: disable=g-import-not-at-top
 from eval.attacks import apgd  # pylint: disable=g-import-not-at-top
+from eval.attacks import fab  # pylint: disable=g-import-not-at-top
 from eval.attacks import threat_model  # pylint: disable=g-import-not-at-top
 from eval.audit import command as audit_command  # pylint: disable=g-import-not-at-top
 from eval.audit import engine  # pylint: disable=g-import-not-at-top
@@ -82,6 +86,7 @@ def _attacks(args):
   steps = dict(num_steps=args.apgd_steps)
   return (specs.Pgd(), specs.Apgd('ce', **steps),
           specs.Apgd('targeted-dlr', num_targets=args.apgd_targets, **steps),
+          specs.Fab(num_targets=args.fab_targets, num_steps=args.fab_steps),
           specs.Square(num_queries=args.square_queries))
 
 
@@ -116,7 +121,10 @@ def _robust_floor(attacks, accuracies, num_examples):
 
 def _timed(run, *args):
   seconds, (accuracies, records) = _seconds(run, *args)
-  return {'accuracy': accuracies, 'seconds': seconds,
+  by_attack = {}
+  for record in records:
+    by_attack[record.name] = by_attack.get(record.name, 0.0) + record.seconds
+  return {'accuracy': accuracies, 'seconds': seconds, 'by_attack': by_attack,
           'gradient': sum(r.gradient_passes for r in records),
           'forward': sum(r.forward_passes for r in records)}
 
@@ -148,6 +156,9 @@ def _compare_sweeps(args, logits_fn, restore_fn, images, norm):
           % (name, ' '.join('%.3f' % a for a in way['accuracy']), way['gradient'],
              way['forward'], way['seconds']['wall'], way['seconds']['cpu']))
   a, b = ways['audit'], ways['everything']
+  print('  audit wall seconds by attack: %s; fab_t_share_of_audit_wall=%.2f' % (
+      '  '.join('%s %.1f' % item for item in a['by_attack'].items()),
+      a['by_attack'].get('fab-t', 0.0) / a['seconds']['wall']))
   never_higher = all(x <= y for x, y in zip(a['accuracy'], b['accuracy']))
   print('  everything/audit: fwd+bwd passes %.2f  forward passes %.2f  wall %.2f  CPU %.2f  '
         'audit_never_higher=%s' % (
@@ -171,13 +182,16 @@ def _fwd_bwd_loop(logits_fn, x, labels, num_steps):
                        parallel_iterations=1)[1]
 
 
-def _apgd_per_pass(args, logits_fn, restore_fn, images):
-  """Median over rounds of APGD's seconds per pass over the bare loop's."""
+def _per_pass(args, logits_fn, restore_fn, images):
+  """Median over rounds of APGD's and FAB's seconds per pass over the bare loop's."""
   with tf.Graph().as_default():
     x = tf1.placeholder(tf.float32, (None,) + images.shape[1:])
     y = tf1.placeholder(tf.int32, [None])
-    attack = apgd.apgd_attack(logits_fn, x, y, norm='linf', epsilon=args.apgd_epsilon,
-                              num_steps=100)
+    attacks = {
+        'apgd100': apgd.apgd_attack(logits_fn, x, y, norm='linf', epsilon=args.apgd_epsilon,
+                                    num_steps=100),
+        'fab100': fab.fab_attack(logits_fn, x, y, norm='linf', epsilon=args.fab_epsilon,
+                                 num_steps=100, num_targets=1)}
     bare = _fwd_bwd_loop(logits_fn, x, y, 100)
     predicted = tf.argmax(logits_fn(x), -1, output_type=tf.int32)
     session = tf1.Session()
@@ -186,19 +200,21 @@ def _apgd_per_pass(args, logits_fn, restore_fn, images):
       restore_fn(session)
     batch = images
     feed = {x: batch, y: session.run(predicted, {x: batch})}
-    session.run([attack, bare], feed)  # Warm-up.
-    ratios = {'cpu': [], 'wall': []}
+    session.run([attacks, bare], feed)  # Warm-up.
+    ratios = {(name, clock): [] for name in attacks for clock in ('cpu', 'wall')}
     for _ in range(args.rounds):
-      apgd_seconds, out = _seconds(session.run, attack, feed)
       bare_seconds, _ = _seconds(session.run, bare, feed)
-      for clock in ratios:
-        ratios[clock].append((apgd_seconds[clock] / out['gradient_passes'])
-                             / (bare_seconds[clock] / (100 * len(batch))))
+      for name, attack in attacks.items():
+        seconds, out = _seconds(session.run, attack, feed)
+        for clock in ('cpu', 'wall'):
+          ratios[name, clock].append((seconds[clock] / out['gradient_passes'])
+                                     / (bare_seconds[clock] / (100 * len(batch))))
     session.close()
-  print('apgd100_over_100_fwd_bwd=%.2f (process CPU time; wall time %.2f), median of %d '
-        'rounds, per gradient pass, batch %d' % (np.median(ratios['cpu']),
-                                                 np.median(ratios['wall']), args.rounds,
-                                                 len(batch)))
+  for name in attacks:
+    print('%s_over_100_fwd_bwd=%.2f (process CPU time; wall time %.2f), median of %d '
+          'rounds, per gradient pass, batch %d' % (name, np.median(ratios[name, 'cpu']),
+                                                   np.median(ratios[name, 'wall']),
+                                                   args.rounds, len(batch)))
 
 
 def _seconds(run, *args):
@@ -225,17 +241,20 @@ def main():
   add('--batch_size', type=int, default=100)
   add('--apgd_steps', type=int, default=100)
   add('--apgd_targets', type=int, default=9)
+  add('--fab_targets', type=int, default=9)
+  add('--fab_steps', type=int, default=100)
   add('--square_queries', type=int, default=5000)
   add('--norms', default='linf,l2')
   add('--apgd_epsilon', type=float, default=1.0, help='Radius of the APGD-100 timing.')
-  add('--timing_batch', type=int, default=256, help='Batch of the APGD-100 timing.')
+  add('--fab_epsilon', type=float, default=0.0, help='Radius of the FAB-100 timing.')
+  add('--timing_batch', type=int, default=256, help='Batch of the APGD-100 and FAB-100 timing.')
   add('--rounds', type=int, default=5)
   args = parser.parse_args()
   logits_fn, restore_fn = _model(args)
   images = _images(args, args.num_examples)
   for norm in [name for name in args.norms.split(',') if name]:
     _compare_sweeps(args, logits_fn, restore_fn, images, norm)
-  _apgd_per_pass(args, logits_fn, restore_fn, _images(args, args.timing_batch))
+  _per_pass(args, logits_fn, restore_fn, _images(args, args.timing_batch))
 
 
 if __name__ == '__main__':

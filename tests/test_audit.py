@@ -32,7 +32,7 @@ LINF, L2 = ('linf', 4.0), ('l2', 8.0)
 def _small(square_queries=300):
   """The standard sequence on a small budget."""
   return [specs.Pgd(), specs.Apgd('ce', num_steps=20),
-          specs.Apgd('targeted-dlr', num_steps=20),
+          specs.Apgd('targeted-dlr', num_steps=20), specs.Fab(num_steps=10),
           specs.Square(num_queries=square_queries)]
 
 
@@ -74,7 +74,7 @@ def test_reaches_the_exact_robust_accuracy_of_a_linear_model(threat):
   images, labels, truth = fixtures.clear_cut_examples(model, *threat, 16)
   result = _audit(model, images, labels, threat, batch_size=10)
   _check_result(result, model, images, labels, threat, truth)
-  assert list(result.per_attack) == ['clean', 'pgd20', 'apgd-ce', 'apgd-t', 'square']
+  assert list(result.per_attack) == ['clean', 'pgd20', 'apgd-ce', 'apgd-t', 'fab-t', 'square']
   assert result.flags == [] and result.verdict == indicators.NO_SIGN
   assert result.adversarial.dtype == np.float32 and result.robust.dtype == bool
 
@@ -142,8 +142,8 @@ def test_an_example_never_fooled_costs_each_attack_its_whole_gradient_budget():
   attacks = [specs.Pgd(), specs.Apgd('ce', num_steps=4, num_restarts=2),
              specs.Apgd('dlr', num_steps=3),
              specs.Apgd('targeted-dlr', num_steps=5, num_targets=2),
-             specs.Square(num_queries=6)]
-  assert [a.gradient_budget() for a in attacks] == [20, 10, 4, 12, 0]
+             specs.Fab(num_targets=3, num_steps=4, num_restarts=2), specs.Square(num_queries=6)]
+  assert [a.gradient_budget() for a in attacks] == [20, 10, 4, 12, 30, 0]
   with engine.Auditor(constant, images.shape[1:], norm='linf', epsilons=[4.0],
                       attacks=attacks, batch_size=8) as auditor:
     clean = auditor.clean(images, labels)
@@ -165,7 +165,7 @@ def test_an_audit_with_nothing_to_attack_is_no_error():
 
 
 @pytest.mark.parametrize('change, message', [
-    (dict(attacks=['fab-t']), 'unknown attack'),
+    (dict(attacks=['fab']), 'unknown attack'),
     (dict(attacks='apgd-ce'), 'list'),
     (dict(attacks=['pgd20', 'pgd20']), 'twice'),
     (dict(attacks=[specs.Apgd('ce', num_steps=0)]), 'num_steps'),

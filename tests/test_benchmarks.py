@@ -94,10 +94,11 @@ def test_protobuf_impl_runs_both_implementations_and_prints_its_ratios():
 
 
 @pytest.mark.slow
-def test_audit_cost_prints_both_ways_its_floor_and_the_apgd_ratio():
+def test_audit_cost_prints_both_ways_its_floor_and_the_per_pass_ratios():
   stdout = run_benchmark('audit_cost', '--depth', '10', '--width', '1', '--norms', 'linf',
                          '--num_examples', '6', '--batch_size', '6', '--apgd_steps', '3',
-                         '--apgd_targets', '2', '--square_queries', '4', '--rounds', '1',
+                         '--apgd_targets', '2', '--fab_targets', '2', '--fab_steps', '3',
+                         '--square_queries', '4', '--rounds', '1',
                          '--timing_batch', '4')
   assert 'audit_never_higher=True' in stdout
   [audit_passes] = [int(n) for n in re.findall(r'audit +accuracy .* fwd\+bwd passes (\d+)',
@@ -108,7 +109,10 @@ def test_audit_cost_prints_both_ways_its_floor_and_the_apgd_ratio():
   assert spent == audit_passes and 0 < floor <= audit_passes
   [bound] = ratios(stdout, 'bound_everything_over_floor')
   [apgd_ratio] = ratios(stdout, 'apgd100_over_100_fwd_bwd')
-  assert math.isfinite(apgd_ratio) and apgd_ratio > 0 and bound > 0
+  [fab_ratio] = ratios(stdout, 'fab100_over_100_fwd_bwd')
+  [fab_share] = ratios(stdout, 'fab_t_share_of_audit_wall')
+  assert 0 <= fab_share <= 1
+  assert all(math.isfinite(r) and r > 0 for r in (apgd_ratio, fab_ratio, bound))
 
 
 def test_cpu_bf16_flags_reads_the_flags_line(tmp_path):

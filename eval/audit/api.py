@@ -4,7 +4,8 @@ The paper measures robustness with 20-step PGD on the cross-entropy alone. A
 model can look robust to that by masking its gradients (saturated softmax,
 non-differentiable or noisy layers) without being robust. The audit runs the
 field's standard answer in the model's own TF1 graph: the paper's PGD-20,
-then AutoAttack's sequence (eval.audit.specs), each on the examples still
+then exactly AutoAttack's standard sequence (eval.audit.specs: APGD-CE,
+APGD-T, FAB-T, Square), each on the examples still
 robust, counting an example fooled only through a checked witness
 (eval.audit.engine), and it reports the indicators of Carlini et al. 2019 and
 Pintor et al. 2022 (eval.audit.indicators) with a verdict::
@@ -95,7 +96,7 @@ def run_audit(logits_fn, images, labels, *, norm, epsilon, attacks=None, seed=0,
     norm: 'linf' or 'l2'.
     epsilon: the radius in pixel units, >= 0.
     attacks: None for the standard sequence ('pgd20', 'apgd-ce', 'apgd-t',
-      'square'), or a list of names and eval.audit.specs specs.
+      'fab-t', 'square'), or a list of names and eval.audit.specs specs.
     seed: seeds every random start and draw.
     batch_size: examples per session.run.
     restore_fn: `restore_fn(session)`, e.g. restoring a checkpoint, or None.

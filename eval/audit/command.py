@@ -32,7 +32,7 @@ DEFAULT_NUM_EXAMPLES = 1000
 def build_parser():
   """The `python -m eval.audit` flags."""
   parser = cli.ArgumentParser(prog='python -m eval.audit', description=(
-      'Robustness audit of a trained model: PGD-20, APGD-CE, APGD-T and Square, '
+      'Robustness audit of a trained model: PGD-20, APGD-CE, APGD-T, FAB-T and Square, '
       'with gradient-masking indicators.'))
   cli.add_model_flags(parser)
   cli.add_precision_flag(parser, attack=True)
@@ -51,6 +51,8 @@ def build_parser():
   add('--apgd_steps', type=int, default=100, help='APGD iterations per run.')
   add('--apgd_restarts', type=int, default=1, help='APGD random restarts (per target).')
   add('--apgd_targets', type=int, default=9, help='APGD-T target classes.')
+  add('--fab_targets', type=int, default=9, help='FAB-T target classes.')
+  add('--fab_steps', type=int, default=100, help='FAB-T iterations per target.')
   add('--square_queries', type=int, default=5000, help='Square Attack queries.')
   add('--square_p_init', type=float, default=0.8, help="Square Attack's first window share.")
   add('--seed', type=int, default=0, help='Seeds every random start and draw.')
@@ -61,7 +63,8 @@ def build_parser():
 
 def _attacks_from_args(args):
   """The standard sequence with the flags' budgets; errors name the flag."""
-  for flag in ('apgd_steps', 'apgd_restarts', 'apgd_targets', 'square_queries', 'batch_size'):
+  for flag in ('apgd_steps', 'apgd_restarts', 'apgd_targets', 'fab_targets', 'fab_steps',
+               'square_queries', 'batch_size'):
     checks.check_num_steps(getattr(args, flag), '--' + flag)
   checks.require(checks.is_finite_real(args.square_p_init) and 0 < args.square_p_init <= 1,
                  '--square_p_init=%r must be a number in (0, 1]' % args.square_p_init)
@@ -69,6 +72,7 @@ def _attacks_from_args(args):
   apgd = dict(num_steps=args.apgd_steps, num_restarts=args.apgd_restarts)
   return (specs.Pgd(), specs.Apgd('ce', **apgd),
           specs.Apgd('targeted-dlr', num_targets=args.apgd_targets, **apgd),
+          specs.Fab(num_targets=args.fab_targets, num_steps=args.fab_steps),
           specs.Square(args.square_queries, args.square_p_init))
 
 

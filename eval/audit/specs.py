@@ -1,11 +1,12 @@
 """The audit's attacks: what each one is, its budget, and the ops it builds.
 
-The standard sequence is AutoAttack's (Croce & Hein 2020) after the paper's
-own attack: PGD-20 (section 2.4), APGD-CE, APGD-T (targeted DLR) and the
-Square Attack. An attack is named by a string ('pgd20', 'apgd-ce',
-'apgd-dlr', 'apgd-t', 'square') or given as a spec with its own budget, e.g.
-`Apgd('ce', num_steps=20)` or `Square(num_queries=500)`, so tests and quick
-looks can run small.
+The standard sequence is exactly AutoAttack's standard version (Croce & Hein
+2020) after the paper's own attack: PGD-20 (section 2.4), APGD-CE, APGD-T
+(targeted DLR), FAB-T (targeted FAB) and the Square Attack. An attack is
+named by a string ('pgd20', 'apgd-ce', 'apgd-dlr', 'apgd-t', 'fab-t',
+'square') or given as a spec with its own budget, e.g.
+`Apgd('ce', num_steps=20)`, `Fab(num_steps=10)` or `Square(num_queries=500)`,
+so tests and quick looks can run small.
 
 Every spec builds, on a batch, the same dict of tensors: 'adversarial' (the
 point to check), 'fooled' (the attack's own claim, which the audit re-checks),
@@ -22,6 +23,7 @@ import tensorflow as tf
 from eval import pgd
 from eval import settings
 from eval.attacks import apgd
+from eval.attacks import fab
 from eval.attacks import square
 from eval.attacks import threat_model
 
@@ -99,6 +101,37 @@ class Apgd:
 
 
 @dataclasses.dataclass(frozen=True)
+class Fab:
+  """Targeted FAB (eval.attacks.fab) with its budget; AutoAttack's standard FAB-T."""
+  num_targets: int = 9
+  num_steps: int = 100
+  num_restarts: int = 1
+  name: ClassVar[str] = 'fab-t'
+  gradient_free: ClassVar[bool] = False
+
+  def validate(self):
+    """Raises ValueError naming the first bad field."""
+    threat_model.check_num_steps(self.num_targets, 'Fab num_targets')
+    threat_model.check_num_steps(self.num_steps, 'Fab num_steps')
+    threat_model.check_num_steps(self.num_restarts, 'Fab num_restarts')
+
+  def gradient_budget(self):
+    """Gradient passes spent on an example never fooled, at least: every iteration of every run.
+
+    A run counts its start's pass too. Each iteration whose point crossed the
+    boundary outside the ball costs one pass more (the backward step's).
+    """
+    return self.num_targets * self.num_restarts * (self.num_steps + 1)
+
+  def build(self, logits_fn, x, labels, norm, epsilon, seed):
+    """The attack's ops on a batch (see the module docstring)."""
+    ops = fab.fab_attack(logits_fn, x, labels, norm=norm, epsilon=epsilon,
+                         num_steps=self.num_steps, num_restarts=self.num_restarts,
+                         num_targets=self.num_targets, seed=seed)
+    return dict(ops, forward_passes=tf.shape(x)[0])
+
+
+@dataclasses.dataclass(frozen=True)
 class Square:
   """The Square Attack (eval.attacks.square) with its query budget."""
   num_queries: int = 5000
@@ -123,10 +156,10 @@ class Square:
     return dict(ops, gradient_passes=tf.constant(0))
 
 
-STANDARD = (Pgd(), Apgd('ce'), Apgd('targeted-dlr'), Square())
+STANDARD = (Pgd(), Apgd('ce'), Apgd('targeted-dlr'), Fab(), Square())
 BY_NAME = {spec.name: spec for spec in (Pgd(), Apgd('ce'), Apgd('dlr'),
-                                        Apgd('targeted-dlr'), Square())}
-SPECS = (Pgd, Apgd, Square)
+                                        Apgd('targeted-dlr'), Fab(), Square())}
+SPECS = (Pgd, Apgd, Fab, Square)
 
 
 def resolve(attacks):
