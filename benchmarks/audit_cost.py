@@ -13,7 +13,11 @@ eps 16..1024) runs two ways in one process, in one graph and session
 
 Both count per-example forward+backward passes and forward-only passes (the
 attacks' own counts, plus one forward per checked output), wall seconds and
-process CPU seconds.
+process CPU seconds. (a) also runs the masking checks at each radius (FGSM,
+20 noise draws, APGD-CE and APGD-T at twice the budget on up to 100
+survivors; eval.audit.checks), which (b) does not: their passes and seconds
+are printed apart, with their share of (a)'s wall time, and are not in (a)'s
+totals.
 Printed per norm: each way's accuracy per radius, passes and seconds, the
 ratios (b)/(a), and whether (a) ever reports a higher accuracy than (b).
 Then the floor: an example robust at a radius takes every attack's whole
@@ -86,17 +90,18 @@ def _attacks(args):
 
 
 def _ascending_audit(auditor, clean, epsilons):
-  """(a): accuracies per radius and the attack records."""
+  """(a): accuracies per radius, the attack records and the checks' outcomes."""
   fooled_at = np.full(len(clean.labels), np.inf)
-  accuracies, records = [], []
+  accuracies, records, found = [], [], []
   for _, outcome, _ in sweep.ascending(auditor, clean, epsilons, fooled_at):
     accuracies.append(float(np.mean(outcome.robust)))
     records += outcome.records
-  return accuracies, records
+    found.append(outcome.checks)
+  return accuracies, records, found
 
 
 def _everything(auditor, clean, epsilons):
-  """(b): accuracies per radius and the attack records."""
+  """(b): accuracies per radius and the attack records (no checks)."""
   everyone = np.ones(len(clean.labels), bool)
   accuracies, records = [], []
   for epsilon in epsilons:
@@ -105,7 +110,7 @@ def _everything(auditor, clean, epsilons):
       records.append(auditor.attack(index, epsilon, clean, everyone))
       fooled |= records[-1].fooled
     accuracies.append(float(np.mean(clean.correct & ~fooled)))
-  return accuracies, records
+  return accuracies, records, []
 
 
 def _robust_floor(attacks, accuracies, num_examples):
@@ -115,10 +120,12 @@ def _robust_floor(attacks, accuracies, num_examples):
 
 
 def _timed(run, *args):
-  seconds, (accuracies, records) = _seconds(run, *args)
+  seconds, (accuracies, records, found) = _seconds(run, *args)
   return {'accuracy': accuracies, 'seconds': seconds,
           'gradient': sum(r.gradient_passes for r in records),
-          'forward': sum(r.forward_passes for r in records)}
+          'forward': sum(r.forward_passes for r in records),
+          'checks': {key: sum(f[key] for f in found)
+                     for key in ('gradient_passes', 'forward_passes', 'seconds', 'cpu_seconds')}}
 
 
 def _warm_up(auditor, clean, epsilons):
@@ -141,6 +148,10 @@ def _compare_sweeps(args, logits_fn, restore_fn, images, norm):
     _warm_up(auditor, clean, epsilons)
     ways = {'audit': _timed(_ascending_audit, auditor, clean, epsilons),
             'everything': _timed(_everything, auditor, clean, epsilons)}
+  checks = ways['audit']['checks']
+  # The attacks' own time: the checks' is printed apart.
+  ways['audit']['seconds'] = {'wall': ways['audit']['seconds']['wall'] - checks['seconds'],
+                              'cpu': ways['audit']['seconds']['cpu'] - checks['cpu_seconds']}
   print('%s, epsilons %s, %d examples:' % (norm, ' '.join('%g' % e for e in epsilons),
                                            len(images)))
   for name, way in ways.items():
@@ -148,6 +159,10 @@ def _compare_sweeps(args, logits_fn, restore_fn, images, norm):
           % (name, ' '.join('%.3f' % a for a in way['accuracy']), way['gradient'],
              way['forward'], way['seconds']['wall'], way['seconds']['cpu']))
   a, b = ways['audit'], ways['everything']
+  print('  checks     fwd+bwd passes %d  forward passes %d  %.1f s (CPU %.1f s)  '
+        'checks_share_of_audit_wall=%.2f' % (
+            checks['gradient_passes'], checks['forward_passes'], checks['seconds'],
+            checks['cpu_seconds'], checks['seconds'] / (a['seconds']['wall'] + checks['seconds'])))
   never_higher = all(x <= y for x, y in zip(a['accuracy'], b['accuracy']))
   print('  everything/audit: fwd+bwd passes %.2f  forward passes %.2f  wall %.2f  CPU %.2f  '
         'audit_never_higher=%s' % (

@@ -108,3 +108,5 @@ def test_audit_cost_prints_both_ways_its_floor_and_the_apgd_ratio():
   [bound] = ratios(stdout, 'bound_everything_over_floor')
   [apgd_ratio] = ratios(stdout, 'apgd100_over_100_fwd_bwd')
   assert math.isfinite(apgd_ratio) and apgd_ratio > 0 and bound > 0
+  [checks_share] = ratios(stdout, 'checks_share_of_audit_wall')
+  assert 0 < checks_share < 1

@@ -306,10 +306,10 @@ class Auditor:
       A dict: 'fgsm' and 'noise' (bool [N], checked witnesses on the
       clean-correct examples; present when PGD-20 runs), 'not_converged' (the
       accuracy points the doubled APGD takes off, estimated from its sample of
-      `robust`; None without a sample), 'gradient_passes', 'forward_passes'
-      and 'seconds' (their cost).
+      `robust`; None without a sample), 'gradient_passes', 'forward_passes',
+      'seconds' and 'cpu_seconds' (their cost; CPU: this process's).
     """
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     found = {'gradient_passes': 0, 'forward_passes': 0}
     chosen = np.flatnonzero(clean.correct)
     for name, gradient, forward in (('fgsm', 1, 2), ('noise', 0, checks.NOISE_DRAWS)):
@@ -319,6 +319,7 @@ class Auditor:
         found['forward_passes'] += (forward + 1) * chosen.size
     found['not_converged'] = self._convergence(clean, epsilon, robust, found)
     found['seconds'] = time.perf_counter() - started
+    found['cpu_seconds'] = time.process_time() - cpu
     return found
 
   def _checked(self, key, clean, chosen, epsilon):
