@@ -14,6 +14,10 @@ eps 16..1024) runs two ways in one process, in one graph and session
 Both count per-example forward+backward passes and forward-only passes (the
 attacks' own counts, plus one forward per checked output), wall seconds and
 process CPU seconds; (a) also its wall seconds per attack, and FAB-T's share.
+(a) also runs the masking checks at each radius (FGSM, 20 noise draws,
+APGD-CE and APGD-T at twice the budget on up to 100 survivors;
+eval.audit.checks), which (b) does not: their passes and seconds are printed
+apart, with their share of (a)'s wall time, and are not in (a)'s totals.
 Printed per norm: each way's accuracy per radius, passes and seconds, the
 ratios (b)/(a), and whether (a) ever reports a higher accuracy than (b).
 Then the floor: an example robust at a radius takes every attack's whole
@@ -91,17 +95,18 @@ def _attacks(args):
 
 
 def _ascending_audit(auditor, clean, epsilons):
-  """(a): accuracies per radius and the attack records."""
+  """(a): accuracies per radius, the attack records and the checks' outcomes."""
   fooled_at = np.full(len(clean.labels), np.inf)
-  accuracies, records = [], []
+  accuracies, records, found = [], [], []
   for _, outcome, _ in sweep.ascending(auditor, clean, epsilons, fooled_at):
     accuracies.append(float(np.mean(outcome.robust)))
     records += outcome.records
-  return accuracies, records
+    found.append(outcome.checks)
+  return accuracies, records, found
 
 
 def _everything(auditor, clean, epsilons):
-  """(b): accuracies per radius and the attack records."""
+  """(b): accuracies per radius and the attack records (no checks)."""
   everyone = np.ones(len(clean.labels), bool)
   accuracies, records = [], []
   for epsilon in epsilons:
@@ -110,7 +115,7 @@ def _everything(auditor, clean, epsilons):
       records.append(auditor.attack(index, epsilon, clean, everyone))
       fooled |= records[-1].fooled
     accuracies.append(float(np.mean(clean.correct & ~fooled)))
-  return accuracies, records
+  return accuracies, records, []
 
 
 def _robust_floor(attacks, accuracies, num_examples):
@@ -120,13 +125,15 @@ def _robust_floor(attacks, accuracies, num_examples):
 
 
 def _timed(run, *args):
-  seconds, (accuracies, records) = _seconds(run, *args)
+  seconds, (accuracies, records, found) = _seconds(run, *args)
   by_attack = {}
   for record in records:
     by_attack[record.name] = by_attack.get(record.name, 0.0) + record.seconds
   return {'accuracy': accuracies, 'seconds': seconds, 'by_attack': by_attack,
           'gradient': sum(r.gradient_passes for r in records),
-          'forward': sum(r.forward_passes for r in records)}
+          'forward': sum(r.forward_passes for r in records),
+          'checks': {key: sum(f[key] for f in found)
+                     for key in ('gradient_passes', 'forward_passes', 'seconds', 'cpu_seconds')}}
 
 
 def _warm_up(auditor, clean, epsilons):
@@ -149,6 +156,10 @@ def _compare_sweeps(args, logits_fn, restore_fn, images, norm):
     _warm_up(auditor, clean, epsilons)
     ways = {'audit': _timed(_ascending_audit, auditor, clean, epsilons),
             'everything': _timed(_everything, auditor, clean, epsilons)}
+  checks = ways['audit']['checks']
+  # The attacks' own time: the checks' is printed apart.
+  ways['audit']['seconds'] = {'wall': ways['audit']['seconds']['wall'] - checks['seconds'],
+                              'cpu': ways['audit']['seconds']['cpu'] - checks['cpu_seconds']}
   print('%s, epsilons %s, %d examples:' % (norm, ' '.join('%g' % e for e in epsilons),
                                            len(images)))
   for name, way in ways.items():
@@ -159,6 +170,10 @@ def _compare_sweeps(args, logits_fn, restore_fn, images, norm):
   print('  audit wall seconds by attack: %s; fab_t_share_of_audit_wall=%.2f' % (
       '  '.join('%s %.1f' % item for item in a['by_attack'].items()),
       a['by_attack'].get('fab-t', 0.0) / a['seconds']['wall']))
+  print('  checks     fwd+bwd passes %d  forward passes %d  %.1f s (CPU %.1f s)  '
+        'checks_share_of_audit_wall=%.2f' % (
+            checks['gradient_passes'], checks['forward_passes'], checks['seconds'],
+            checks['cpu_seconds'], checks['seconds'] / (a['seconds']['wall'] + checks['seconds'])))
   never_higher = all(x <= y for x, y in zip(a['accuracy'], b['accuracy']))
   print('  everything/audit: fwd+bwd passes %.2f  forward passes %.2f  wall %.2f  CPU %.2f  '
         'audit_never_higher=%s' % (

@@ -307,7 +307,8 @@ def test_command_line_writes_the_result_file_the_report_reads(tmp_path, capsys):
   model_dir = _model_dir(tmp_path / 'model', seed=0)
   flags = ['--model_dir', model_dir, '--dataset', 'cifar10', '--fake_data',
            '--num_examples', '30', '--epsilons', '2', '--apgd_steps', '2', '--apgd_targets', '2',
-           '--square_queries', '5', '--batch_size', '30']
+           '--square_queries', '5', '--schedule', 'stretched', '--eot_samples', '2',
+           '--convergence_sample', '4', '--batch_size', '30']
   summary = audit_command.main(flags)
   path = results.default_path(model_dir, 'audit_linf', 7)
   written = fileio.read_json(path)
@@ -319,4 +320,10 @@ def test_command_line_writes_the_result_file_the_report_reads(tmp_path, capsys):
   with pytest.raises(SystemExit) as exit_info:
     audit_command.main(flags[:-1] + ['0'])
   assert exit_info.value.code == 2 and 'error: --batch_size' in capsys.readouterr().err
+  attacks = written['header']['flags']['attacks']
+  assert [a.get('schedule') for a in attacks] == [None, 'stretched', 'stretched', 'stretched']
+  assert attacks[1]['eot_samples'] == 2
+  assert written['header']['flags']['convergence_sample'] == 4
+  assert {'randomized_logits', 'single_step_beats_iterative', 'noise_beats_gradient'} <= set(
+      written['items']['eps=2']['indicators'])
   assert json.loads(json.dumps(summary)) == summary

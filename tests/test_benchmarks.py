@@ -113,6 +113,8 @@ def test_audit_cost_prints_both_ways_its_floor_and_the_per_pass_ratios():
   [fab_share] = ratios(stdout, 'fab_t_share_of_audit_wall')
   assert 0 <= fab_share <= 1
   assert all(math.isfinite(r) and r > 0 for r in (apgd_ratio, fab_ratio, bound))
+  [checks_share] = ratios(stdout, 'checks_share_of_audit_wall')
+  assert 0 < checks_share < 1
 
 
 def test_cpu_bf16_flags_reads_the_flags_line(tmp_path):

@@ -29,16 +29,52 @@ def _evaluate(build):
     return session.run(build())
 
 
-def test_p_is_halved_on_the_papers_schedule():
-  iterations = [1, 10, 11, 50, 51, 200, 201, 500, 501, 1000, 1001, 2000, 2001, 4000,
-                4001, 6000, 6001, 8000, 8001, 9999]
-  halvings = [0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7, 8, 8, 9, 9]
+def _official_p(i_iter, n_queries, p_init, rescale):
+  """The official p_selection, restated: i_iter counts from 0."""
+  if rescale:
+    i_iter = int(i_iter / n_queries * 10000)
+  bounds = (10, 50, 200, 500, 1000, 2000, 4000, 6000, 8000)
+  return p_init / 2 ** sum(i_iter > bound for bound in bounds)
+
+
+def test_p_follows_the_official_schedule_unrescaled_and_stretched():
+  iterations = list(range(1, 60)) + [200, 201, 202, 501, 502, 4001, 4002, 4999, 5000]
   with tf.Graph().as_default(), tf1.Session() as session:
-    got = session.run([square.window_fraction(i, 10000, 0.8) for i in iterations])
-    # A 5000-query budget runs the same schedule twice as fast.
-    stretched = session.run([square.window_fraction(i, 5000, 0.8) for i in (5, 6, 25, 26)])
-  np.testing.assert_allclose(got, 0.8 * 0.5 ** np.array(halvings), rtol=1e-6)
+    official = session.run([square.window_fraction(i, 5000, 0.8) for i in iterations])
+    stretched = session.run([square.window_fraction(i, 5000, 0.8, 'stretched')
+                             for i in (5, 6, 25, 26)])
+  # Our iteration i is the official i_iter = i - 1 (the start is query 0).
+  np.testing.assert_allclose(official, [_official_p(i - 1, 5000, 0.8, False)
+                                        for i in iterations], rtol=1e-6)
+  assert official[10] == official[0] == np.float32(0.8) and official[11] == np.float32(0.4)
+  # Stretched: a 5000-query budget runs the 10000-query schedule twice as fast.
   np.testing.assert_allclose(stretched, [0.8, 0.4, 0.4, 0.2], rtol=1e-6)
+
+
+def test_l2_windows_are_odd_and_reach_every_position():
+  # The official code draws corners in [0, H - s - 1], so its windows never
+  # cover the last row or column; these corners reach H - s as well.
+  with tf.Graph().as_default(), tf1.Session() as session:
+    sides = session.run([square._side(p, 32, 32, square.L2_MIN_SIDE, odd=True)
+                         for p in (0.8, 0.4, 0.1, 0.01, 0.001)])
+    rows, cols = session.run(square._corners(4000, 3, 4, 4, tf.constant([1, 2])))
+  assert all(side % 2 == 1 for side in sides) and sides[0] == 29 and sides[-1] == 3
+  assert set(rows) == set(cols) == {0, 1}
+
+
+def test_l2_start_is_the_official_grid():
+  x0 = np.full((2, 32, 32, 3), 128.0, np.float32)
+  with tf.Graph().as_default(), tf1.Session() as session:
+    sampler = square._Sampler('l2', 8.0, tf.constant(x0))
+    delta = session.run(sampler.start(tf.constant([3, 4]))) - x0
+  # Tiles of 6 from offset 1: rows and columns 0 and 31 stay clean.
+  assert not delta[:, 0].any() and not delta[:, 31].any()
+  assert not delta[:, :, 0].any() and not delta[:, :, 31].any()
+  np.testing.assert_allclose(np.sqrt(np.square(delta).sum((1, 2, 3))), 8.0, rtol=1e-4)
+  tile = delta[0, 1:7, 1:7, 0]
+  # [eta, -eta]: one half positive, the other negative, in one orientation.
+  assert (np.sign(tile[:3]) * np.sign(tile[3:]) < 0).all() or \
+      (np.sign(tile[:, :3]) * np.sign(tile[:, 3:]) < 0).all()
 
 
 def _numpy_meta_pattern(rows, cols):

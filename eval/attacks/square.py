@@ -5,20 +5,28 @@ gradient is zero, None or NaN cannot hide from it. It raises the margin loss
 L = max_{j != y} z_j - z_y (positive exactly when the example is fooled) by
 square-shaped changes of the perturbation, keeping a change iff it raises L:
 
-* the window side is h = round(sqrt(p * H * W)) (at least 1, for L2 at least
-  3; see L2_MIN_SIDE), with p = p_init
-  (0.8) halved at iterations 10, 50, 200, 500, 1000, 2000, 4000, 6000 and 8000
-  of a 10000-query budget; other budgets stretch that schedule to num_queries;
+* the window side is h = round(sqrt(p * H * W)) (at least 1; for L2 at least
+  3 and odd, as in the official code; see L2_MIN_SIDE), with p = p_init (0.8)
+  halved once the iteration passes 10, 50, 200, 500, 1000, 2000, 4000, 6000
+  and 8000. Under the 'autoattack' schedule (the default) these are the
+  iterations themselves, counted from 0 as the official code counts them and
+  not rescaled: at 5,000 queries p follows the first half of the 10,000-query
+  schedule, as AutoAttack's standard version runs it (resc_schedule=False).
+  Under 'stretched' they are rescaled to num_queries (the official
+  resc_schedule=True, which its authors advise when the budget changes a lot);
 * L-inf (Algorithm 2): start from vertical stripes of width one, each column
   and channel +eps or -eps; a change sets a random h x h window to x0 + eps
   or x0 - eps, one sign per channel;
-* L2 (Algorithm 3): start from a grid of tiles, each holding the meta pattern
-  eta (eq. 8: rings of weight sum_k 1 / (n + 1 - k)^2 around the tile's
-  centre) with a random sign per tile and channel, scaled to norm eps; a change
-  draws two windows W1, W2, empties W2, and refills W1 per channel with the
-  pattern [eta, -eta] (randomly transposed, random sign) plus W1's old
-  direction, rescaled so that W1 takes the norm W1 and W2 held together with
-  the unused budget; the whole perturbation keeps norm eps.
+* L2 (Algorithm 3): start, as the official code does, from a grid of
+  H // 5-sided tiles, centred, each holding the pattern [eta, -eta] (eta the
+  meta pattern of eq. 8: rings of weight sum_k 1 / (n + 1 - k)^2 around the
+  centre; randomly transposed) with a random sign per tile and channel,
+  scaled to norm eps; a change draws two windows W1, W2, empties W2, and
+  refills W1 per channel with [eta, -eta] (randomly transposed, random sign)
+  plus W1's old direction, each channel scaled to the norm W1 and W2 held
+  together (over all channels) plus a channel's share of the unused budget;
+  then the whole perturbation is scaled to norm eps (the official
+  renormalisation).
 
 Every perturbation is clipped to the pixel range. An example stops being
 queried once fooled (the queries run on the unfooled examples only, gathered
@@ -42,20 +50,32 @@ L2_TILES_PER_SIDE = 5
 # Smaller L2 windows can cancel: on 1 x 1, W1's old direction can be exactly
 # minus the pattern, and the refill would drop W1's share of the budget.
 L2_MIN_SIDE = 3
+SCHEDULES = ('autoattack', 'stretched')
 
 _State = collections.namedtuple('_State', ['iteration', 'x', 'margin', 'fooled', 'queries'])
 
 
-def window_fraction(iteration, num_queries, p_init):
-  """The window area share p: p_init halved at each of P_HALVINGS passed (rescaled)."""
-  scaled = iteration * SCHEDULE_BUDGET // num_queries
-  halvings = tf.reduce_sum(tf.cast(scaled > tf.constant(P_HALVINGS), tf.float32))
+def window_fraction(iteration, num_queries, p_init, schedule='autoattack'):
+  """The window area share p at an iteration (1 = the first change; see the docstring).
+
+  'autoattack': p_init halved at each of P_HALVINGS that iteration - 1 (the
+  official count from 0) has passed. 'stretched': the same on iteration *
+  SCHEDULE_BUDGET // num_queries.
+  """
+  if schedule == 'autoattack':
+    position = iteration - 1
+  else:
+    position = iteration * SCHEDULE_BUDGET // num_queries
+  halvings = tf.reduce_sum(tf.cast(position > tf.constant(P_HALVINGS), tf.float32))
   return p_init * tf.pow(0.5, halvings)
 
 
-def _side(fraction, height, width, smallest):
-  """The window side round(sqrt(p * H * W)), within [smallest, min(H, W)]."""
+def _side(fraction, height, width, smallest, odd=False):
+  """The window side round(sqrt(p * H * W)) (made odd if asked), within [smallest, min(H, W)]."""
   side = tf.cast(tf.round(tf.sqrt(fraction * height * width)), tf.int32)
+  side = tf.maximum(side, smallest)
+  if odd:
+    side += 1 - side % 2
   return tf.clip_by_value(side, min(smallest, height, width), min(height, width))
 
 
@@ -139,18 +159,32 @@ class _Sampler:
     if self.norm == 'linf':
       stripes = _signs([self.batch, 1, self.width, self.channels], seed)
       return threat_model.clip_pixels(self.x0 + self.epsilon * stripes)
-    tile = max(1, min(self.height, self.width) // L2_TILES_PER_SIDE)
-    count_rows, count_cols = self.height // tile, self.width // tile
-    signs = _signs([self.batch, count_rows, count_cols, self.channels], seed)
-    signs = tf.repeat(tf.repeat(signs, tile, axis=1), tile, axis=2)
-    delta = signs * tf.tile(meta_pattern(tile, tile), [count_rows, count_cols])[None, :, :, None]
-    delta = tf.pad(delta, [[0, 0], [0, self.height - count_rows * tile],
-                           [0, self.width - count_cols * tile], [0, 0]])
+    return self.l2_start(seed)
+
+  def l2_start(self, seed):
+    """The official grid: H // 5-sided tiles from offset (H - 5 tile) // 2, cut at the edge."""
+    tile = max(1, self.height // L2_TILES_PER_SIDE)
+    offset = max(0, (self.height - L2_TILES_PER_SIDE * tile) // 2)
+    counts = [self.height // tile, self.width // tile]
+    sign_seed, transpose_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
+    signs = _signs([self.batch] + counts + [self.channels], sign_seed)
+    transpose = tf.random.stateless_uniform([self.batch] + counts + [1], transpose_seed) < 0.5
+    pattern = _window_pattern(tile)
+
+    def spread(values):
+      return tf.repeat(tf.repeat(values, tile, axis=1), tile, axis=2)
+
+    grid = tf.where(spread(transpose), tf.tile(tf.transpose(pattern), counts)[None, :, :, None],
+                    tf.tile(pattern, counts)[None, :, :, None])
+    delta = spread(signs) * grid
+    delta = tf.pad(delta, [[0, 0], [offset, self.height], [offset, self.width], [0, 0]])
+    delta = delta[:, :self.height, :self.width]
     delta *= self.epsilon / tf.maximum(threat_model.example_norm(delta), threat_model.TINY_NORM)
     return threat_model.project(self.x0 + delta, self.x0, 'l2', self.epsilon)
 
   def candidate(self, x, fraction, seed):
-    side = _side(fraction, self.height, self.width, 1 if self.norm == 'linf' else L2_MIN_SIDE)
+    side = _side(fraction, self.height, self.width, 1 if self.norm == 'linf' else L2_MIN_SIDE,
+                 odd=self.norm == 'l2')
     seeds = tf.unstack(tf.random.experimental.stateless_split(seed, 4))
     if self.norm == 'linf':
       window = _window(*_corners(self.batch, side, self.height, self.width, seeds[0]), side,
@@ -160,7 +194,12 @@ class _Sampler:
     return self.l2_candidate(x, side, seeds)
 
   def l2_candidate(self, x, side, seeds):
-    """Algorithm 3: W2 emptied, W1 refilled with the pattern and W1's old direction."""
+    """Algorithm 3: W2 emptied, W1 refilled with the pattern and W1's old direction.
+
+    As in the official code: each channel of W1 gets the norm of both windows
+    over all channels plus its share of the unused budget, then the whole
+    perturbation is scaled to norm eps.
+    """
     first = _corners(self.batch, side, self.height, self.width, seeds[0])
     second = _corners(self.batch, side, self.height, self.width, seeds[1])
     in_first = tf.cast(_window(*first, side, self.height, self.width), tf.float32)
@@ -176,9 +215,11 @@ class _Sampler:
         tf.square(delta), axis=[1, 2, 3], keepdims=True), 0.0)
     new = (_signs([self.batch, 1, 1, self.channels], seeds[3]) * eta
            + old / tf.maximum(_channel_norm(old), threat_model.TINY_NORM))
-    available = tf.sqrt(tf.square(_channel_norm(delta * in_either)) + unused / self.channels)
+    available = tf.sqrt(tf.square(threat_model.example_norm(delta * in_either))
+                        + unused / self.channels)
     delta = (delta * (1.0 - in_either)
              + new / tf.maximum(_channel_norm(new), threat_model.TINY_NORM) * available)
+    delta *= self.epsilon / tf.maximum(threat_model.example_norm(delta), threat_model.TINY_NORM)
     return threat_model.project(self.x0 + delta, self.x0, 'l2', self.epsilon)
 
 
@@ -203,8 +244,10 @@ def _query(model, x, labels, active):
   return margin, tf.scatter_nd(where, tf.cast(wrong, tf.int32), size) > 0
 
 
-def _check_arguments(norm, epsilon, num_queries, p_init, x):
+def _check_arguments(norm, epsilon, num_queries, p_init, x, schedule):
   threat_model.require_graph_mode('The Square Attack')
+  threat_model.require(schedule in SCHEDULES, 'schedule=%r is not one of %s'
+                       % (schedule, ', '.join(SCHEDULES)))
   threat_model.check_norm(norm)
   threat_model.radius(epsilon)
   threat_model.check_num_steps(num_queries, 'num_queries')
@@ -216,7 +259,7 @@ def _check_arguments(norm, epsilon, num_queries, p_init, x):
 
 
 def square_attack(logits_fn, x, labels, *, norm, epsilon, num_queries=5000, p_init=P_INIT,
-                  seed=(0, 0)):
+                  seed=(0, 0), schedule='autoattack'):
   """Builds the Square Attack on a batch, all queries inside one `tf.while_loop`.
 
   Args:
@@ -229,6 +272,8 @@ def square_attack(logits_fn, x, labels, *, norm, epsilon, num_queries=5000, p_in
     num_queries: model queries per example, the start included.
     p_init: the first window's share of the image area.
     seed: shape-[2] int seed (tuple or tensor) of all random draws.
+    schedule: 'autoattack' (p on the official unrescaled schedule) or
+      'stretched' (rescaled to num_queries); see the module docstring.
 
   Returns:
     A dict of tensors: 'adversarial' ([batch, ...]: the misclassified point
@@ -241,7 +286,7 @@ def square_attack(logits_fn, x, labels, *, norm, epsilon, num_queries=5000, p_in
     ValueError: an argument is out of range.
   """
   x = tf.cast(x, tf.float32)
-  _check_arguments(norm, epsilon, num_queries, p_init, x)
+  _check_arguments(norm, epsilon, num_queries, p_init, x, schedule)
   labels = tf.cast(labels, tf.int32)
   model = threat_model.ModelUnderAttack(logits_fn, x)
   sampler = _Sampler(norm, threat_model.radius(epsilon), x)
@@ -253,7 +298,7 @@ def square_attack(logits_fn, x, labels, *, norm, epsilon, num_queries=5000, p_in
 
   def step(state):
     active = tf.logical_not(state.fooled)
-    fraction = window_fraction(state.iteration, num_queries, p_init)
+    fraction = window_fraction(state.iteration, num_queries, p_init, schedule)
     candidate = sampler.candidate(
         state.x, fraction, tf.random.experimental.stateless_fold_in(seed, state.iteration))
     margin, wrong = _query(model, candidate, labels, active)

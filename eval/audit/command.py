@@ -15,11 +15,13 @@ import numpy as np
 import tensorflow as tf
 
 from eval import settings
+from eval.attacks import apgd
 from eval.attacks import examples
+from eval.audit import checks
 from eval.audit import engine
 from eval.audit import specs
 from eval.audit import sweep
-from eval.kit import checks
+from eval.kit import checks as kit_checks
 from eval.kit import cli
 from eval.kit import results
 from eval.kit import runner
@@ -40,7 +42,7 @@ def build_parser():
   add('--dataset', choices=examples.DATASETS, help="Default: the model's (params.json).")
   add('--data_dir', help='CIFAR-10 folder, or ImageNet validation TFRecords.')
   add('--fake_data', action='store_true', help='Random images, for plumbing only.')
-  add('--norm', choices=checks.NORMS, default='linf', help='Threat model.')
+  add('--norm', choices=kit_checks.NORMS, default='linf', help='Threat model.')
   add('--epsilons', help='Comma list of radii in pixel units; default the Figure 1-2 '
       'grid of eval.settings without 0.')
   add('--num_examples', type=int, default=DEFAULT_NUM_EXAMPLES,
@@ -55,6 +57,14 @@ def build_parser():
   add('--fab_steps', type=int, default=100, help='FAB-T iterations per target.')
   add('--square_queries', type=int, default=5000, help='Square Attack queries.')
   add('--square_p_init', type=float, default=0.8, help="Square Attack's first window share.")
+  add('--schedule', choices=apgd.SCHEDULES, default='autoattack',
+      help="APGD's checkpoints and Square's window schedule: 'autoattack' (the official "
+      "code's) or 'stretched' (spread over a small budget).")
+  add('--eot_samples', type=int, default=1,
+      help='APGD gradients averaged over this many passes (EOT, for randomized models; '
+      "AutoAttack's rand version uses 20).")
+  add('--convergence_sample', type=int, default=checks.CONVERGENCE_SAMPLE,
+      help='Survivors re-attacked by APGD at twice the budget (not_converged); 0: skip.')
   add('--seed', type=int, default=0, help='Seeds every random start and draw.')
   add('--batch_size', type=int, default=256, help='Examples per session.run.')
   cli.add_output_flag(parser)
@@ -64,16 +74,19 @@ def build_parser():
 def _attacks_from_args(args):
   """The standard sequence with the flags' budgets; errors name the flag."""
   for flag in ('apgd_steps', 'apgd_restarts', 'apgd_targets', 'fab_targets', 'fab_steps',
-               'square_queries', 'batch_size'):
-    checks.check_num_steps(getattr(args, flag), '--' + flag)
-  checks.require(checks.is_finite_real(args.square_p_init) and 0 < args.square_p_init <= 1,
-                 '--square_p_init=%r must be a number in (0, 1]' % args.square_p_init)
-  checks.check_seed(args.seed, '--seed')
-  apgd = dict(num_steps=args.apgd_steps, num_restarts=args.apgd_restarts)
-  return (specs.Pgd(), specs.Apgd('ce', **apgd),
-          specs.Apgd('targeted-dlr', num_targets=args.apgd_targets, **apgd),
+               'square_queries', 'batch_size', 'eot_samples'):
+    kit_checks.check_num_steps(getattr(args, flag), '--' + flag)
+  kit_checks.require(kit_checks.is_int(args.convergence_sample) and args.convergence_sample >= 0,
+                     '--convergence_sample=%r must be an integer >= 0' % args.convergence_sample)
+  kit_checks.require(kit_checks.is_finite_real(args.square_p_init) and 0 < args.square_p_init <= 1,
+                     '--square_p_init=%r must be a number in (0, 1]' % args.square_p_init)
+  kit_checks.check_seed(args.seed, '--seed')
+  budget = dict(num_steps=args.apgd_steps, num_restarts=args.apgd_restarts,
+                schedule=args.schedule, eot_samples=args.eot_samples)
+  return (specs.Pgd(), specs.Apgd('ce', **budget),
+          specs.Apgd('targeted-dlr', num_targets=args.apgd_targets, **budget),
           specs.Fab(num_targets=args.fab_targets, num_steps=args.fab_steps),
-          specs.Square(args.square_queries, args.square_p_init))
+          specs.Square(args.square_queries, args.square_p_init, schedule=args.schedule))
 
 
 def _arrays(examples_fn):
@@ -82,7 +95,7 @@ def _arrays(examples_fn):
   for image, label in examples_fn().batch(256).as_numpy_iterator():
     images.append(image)
     labels.append(label)
-  checks.require(images, 'the data set holds no example')
+  kit_checks.require(images, 'the data set holds no example')
   return np.concatenate(images), np.concatenate(labels)
 
 
@@ -97,6 +110,7 @@ def _header_flags(args, epsilons, attacks, source):
   return {'norm': args.norm, 'epsilons': sorted(epsilons), 'num_examples': args.num_examples,
           'data_dir': args.data_dir,
           'fake_data': args.fake_data, 'seed': args.seed, 'batch_size': args.batch_size,
+          'convergence_sample': args.convergence_sample,
           'attacks': [dict(dataclasses.asdict(spec), name=spec.name) for spec in attacks],
           'transfer_from': source and os.path.abspath(source.model_dir),
           'transfer_checkpoint': source and os.path.abspath(source.checkpoint_path)}
@@ -140,7 +154,8 @@ def run(args):
   """Runs the audit the flags describe; returns its summary."""
   model, source, images, labels, epsilons, attacks, result_file = prepare(args)
   common = dict(norm=args.norm, seed=args.seed, batch_size=args.batch_size,
-                epsilons=epsilons + [engine.UNBOUNDED_EPSILON[args.norm]])
+                epsilons=epsilons + [engine.UNBOUNDED_EPSILON[args.norm]],
+                convergence_sample=args.convergence_sample)
   with contextlib.ExitStack() as stack:
     auditor = stack.enter_context(engine.Auditor(
         model.logits_fn, images.shape[1:], attacks=attacks,
@@ -150,7 +165,7 @@ def run(args):
       # The source model's APGD-CE examples, made in its own graph.
       maker = stack.enter_context(engine.Auditor(
           source.logits_fn, images.shape[1:], attacks=attacks[1:2],
-          restore_fn=restorer(source.checkpoint_path), **common))
+          restore_fn=restorer(source.checkpoint_path), **dict(common, convergence_sample=0)))
 
       def transfer_fn(epsilon):
         return maker.adversarial(0, epsilon, images, labels)

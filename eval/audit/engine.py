@@ -12,12 +12,18 @@ and misclassified by a separate forward pass. Examples an earlier (smaller)
 radius of a sweep fooled arrive as `fooled_before` and count as fooled from
 the first attack on; their witnesses lie in the smaller ball, so inside this one.
 
+At each bounded radius the audit also runs the masking checks
+(eval.audit.checks): FGSM and uniform noise on the clean-correct examples,
+and APGD at twice the budget on a seeded sample of the survivors; `clean`
+runs the model five times on one batch to see whether its logits are random.
+
 Each attack runs batch by batch, one `session.run` per batch, with the
 stateless seed (seed, batch number) folded with the attack's position in the
 sequence: the same seed and inputs give the same audit.
 """
 import collections
 import dataclasses
+import itertools
 import time
 from typing import Optional
 
@@ -25,6 +31,7 @@ import numpy as np
 import tensorflow as tf
 
 from eval.attacks import threat_model
+from eval.audit import checks
 from eval.audit import specs
 
 tf1 = tf.compat.v1
@@ -44,6 +51,7 @@ class Clean:
   labels: np.ndarray
   correct: np.ndarray
   gradient: dict  # 'none', 'nonfinite', 'zero' -> bool [N]
+  randomness: float = 0.0  # Largest change of the normalized logits over repeated runs.
 
 
 @dataclasses.dataclass
@@ -61,6 +69,7 @@ class AttackRecord:
   seconds: float
   witness_indices: np.ndarray
   witnesses: np.ndarray
+  zero_gradient: Optional[np.ndarray] = None  # The attack's loss had an exactly zero gradient.
 
 
 @dataclasses.dataclass
@@ -74,6 +83,7 @@ class RadiusOutcome:
   pgd20_robust: Optional[np.ndarray]
   records: list
   transfer: Optional[AttackRecord] = None
+  checks: dict = dataclasses.field(default_factory=dict)  # See Auditor.run_checks.
 
 
 def _bfloat16_ops(graph):
@@ -108,11 +118,15 @@ class Auditor:
     seed: the audit's seed.
     batch_size: examples per session.run.
     restore_fn: `restore_fn(session)` run after variable initialization, or None.
+    convergence_sample: survivors the not_converged check re-attacks (0: none).
   """
 
   def __init__(self, logits_fn, image_shape, *, norm, epsilons, attacks, seed=0,
-               batch_size=256, restore_fn=None):
+               batch_size=256, restore_fn=None, convergence_sample=checks.CONVERGENCE_SAMPLE):
     self.norm, self.attacks, self.seed, self.batch_size = norm, attacks, seed, batch_size
+    self.convergence_sample = convergence_sample
+    self._doubled = [checks.doubled(spec) for spec in attacks if convergence_sample
+                     and isinstance(spec, specs.Apgd) and spec.loss in checks.CONVERGENCE_LOSSES]
     self.graph = tf.Graph()
     with self.graph.as_default():
       self._x = tf1.placeholder(tf.float32, (None,) + tuple(image_shape), name='images')
@@ -132,6 +146,7 @@ class Auditor:
           self._ops[spec.name, epsilon] = spec.build(
               logits_fn, self._x, self._labels, norm,
               self._epsilon if epsilon is None else float(epsilon), self._attack_seed(index))
+      self._check_ops = self._build_checks(model, logits_fn)
       threat_model.require(len(tf1.global_variables()) == num_variables,
                            'logits_fn made new variables when called again; it must reuse the '
                            'variables of its first call')
@@ -159,6 +174,19 @@ class Auditor:
 
   def _attack_seed(self, index):
     return tf.random.experimental.stateless_fold_in(self._seed, index)
+
+  def _build_checks(self, model, logits_fn):
+    """The checks' ops on a fed radius: FGSM and noise (beside PGD-20), doubled APGD."""
+    ops = {}
+    if any(isinstance(spec, specs.Pgd) for spec in self.attacks):
+      ops['fgsm'] = checks.fgsm(model, self._x, self._labels, self.norm, self._epsilon)
+      ops['noise'] = checks.uniform_noise(model, self._x, self._labels, self.norm,
+                                          self._epsilon, self._attack_seed(len(self.attacks)))
+    for index, spec in enumerate(self._doubled):
+      ops['doubled', index] = spec.build(logits_fn, self._x, self._labels, self.norm,
+                                         self._epsilon,
+                                         self._attack_seed(len(self.attacks) + 1 + index))
+    return ops
 
   def _attack_ops(self, index, epsilon):
     """An attack's ops at a radius (PGD-20's: built for that radius)."""
@@ -190,7 +218,21 @@ class Auditor:
                          'classes), got %d' % (num_classes, num_classes, labels.max()))
     out = self._run(self._clean, images, labels)
     return Clean(images, labels, np.argmax(out['logits'], 1) == labels,
-                 {key: out['gradient_' + key] for key in ('none', 'nonfinite', 'zero')})
+                 {key: out['gradient_' + key] for key in ('none', 'nonfinite', 'zero')},
+                 self.randomness(images))
+
+  def randomness(self, images):
+    """AutoAttack's randomness check on the first batch.
+
+    Returns the largest L2 distance between two of RANDOMNESS_RUNS runs'
+    logits of one example, each normalized to norm 1.
+    """
+    batch = images[:self.batch_size]
+    runs = [self.session.run(self._clean['logits'], {self._x: batch})
+            for _ in range(checks.RANDOMNESS_RUNS)]
+    normalized = [run / (np.linalg.norm(run, axis=1, keepdims=True) + 1e-10) for run in runs]
+    return max(float(np.linalg.norm(a - b, axis=1).max())
+               for a, b in itertools.combinations(normalized, 2))
 
   def predict(self, images, labels):
     """The model's classes on a batch of images."""
@@ -234,7 +276,8 @@ class Auditor:
         spread(~valid & ~out['raised']), spread(out.get('broken', np.zeros_like(valid))),
         int(np.sum(out['fooled'] & ~valid)), out['gradient_passes'],
         out['forward_passes'] + chosen.size, time.perf_counter() - started,
-        chosen[valid], out['adversarial'][valid])
+        chosen[valid], out['adversarial'][valid],
+        spread(out['zero_gradient']) if 'zero_gradient' in out else None)
 
   def adversarial(self, index, epsilon, images, labels):
     """Attack `index`'s unchecked output on every example (to transfer elsewhere)."""
@@ -250,8 +293,8 @@ class Auditor:
     return AttackRecord('transfer', False, clean.correct.copy(), fooled, nothing, nothing, 0,
                         0, chosen.size, 0.0, chosen[valid], candidates[chosen][valid])
 
-  def audit(self, clean, epsilon, fooled_before=None, transfer_images=None):
-    """The attack sequence at one radius (see the module docstring)."""
+  def audit(self, clean, epsilon, fooled_before=None, transfer_images=None, with_checks=True):
+    """The attack sequence at one radius, then (with_checks) the masking checks."""
     carried = clean.correct & (False if fooled_before is None else fooled_before)
     robust = clean.correct & ~carried
     outcome = RadiusOutcome(float(epsilon), robust, carried, clean.images.astype(np.float32),
@@ -266,7 +309,58 @@ class Auditor:
     if transfer_images is not None:
       outcome.transfer = self.transfer(epsilon, clean, transfer_images)
       self._count(outcome, outcome.transfer, robust)
+    if with_checks:
+      outcome.checks = self.run_checks(clean, epsilon, robust)
     return outcome
+
+  def run_checks(self, clean, epsilon, robust):
+    """The masking checks at one radius.
+
+    Returns:
+      A dict: 'fgsm' and 'noise' (bool [N], checked witnesses on the
+      clean-correct examples; present when PGD-20 runs), 'not_converged' (the
+      accuracy points the doubled APGD takes off, estimated from its sample of
+      `robust`; None without a sample), 'gradient_passes', 'forward_passes',
+      'seconds' and 'cpu_seconds' (their cost; CPU: this process's).
+    """
+    started, cpu = time.perf_counter(), time.process_time()
+    found = {'gradient_passes': 0, 'forward_passes': 0}
+    chosen = np.flatnonzero(clean.correct)
+    for name, gradient, forward in (('fgsm', 1, 2), ('noise', 0, checks.NOISE_DRAWS)):
+      if name in self._check_ops:
+        found[name], _ = self._checked(name, clean, chosen, epsilon)
+        found['gradient_passes'] += gradient * chosen.size
+        found['forward_passes'] += (forward + 1) * chosen.size
+    found['not_converged'] = self._convergence(clean, epsilon, robust, found)
+    found['seconds'] = time.perf_counter() - started
+    found['cpu_seconds'] = time.process_time() - cpu
+    return found
+
+  def _checked(self, key, clean, chosen, epsilon):
+    """(bool [N]: where op `key` run on `chosen` made a checked witness, its gradient passes)."""
+    fooled = np.zeros(len(clean.labels), bool)
+    if not chosen.size:
+      return fooled, 0
+    x0, labels = clean.images[chosen], clean.labels[chosen]
+    out = self._run(self._check_ops[key], x0, labels, epsilon)
+    fooled[chosen] = self.check(x0, out['adversarial'], labels, epsilon)
+    return fooled, out.get('gradient_passes', 0)
+
+  def _convergence(self, clean, epsilon, robust, found):
+    """Doubled APGD-CE then APGD-T on a seeded sample of the survivors."""
+    survivors = np.flatnonzero(robust)
+    if not self._doubled or not survivors.size:
+      return None
+    sample = np.random.RandomState(self.seed).choice(
+        survivors, min(self.convergence_sample, survivors.size), replace=False)
+    standing = np.ones(len(clean.labels), bool)
+    for index in range(len(self._doubled)):
+      chosen = sample[standing[sample]]
+      fooled, passes = self._checked(('doubled', index), clean, chosen, epsilon)
+      standing &= ~fooled
+      found['gradient_passes'] += passes
+      found['forward_passes'] += 2 * chosen.size
+    return float(np.mean(~standing[sample]) * survivors.size / len(clean.labels))
 
   @staticmethod
   def _count(outcome, record, robust):

@@ -23,9 +23,19 @@ fires when it passes its threshold:
 * transfer_only: examples that adversarial examples made on another model
   fooled but no white-box attack did.
 * rejected_witnesses: a count of attack claims the witness check refused.
+* randomized_logits: the largest L2 distance between the norm-1 logits of
+  five runs of one batch (AutoAttack's randomness check); a randomized model
+  needs expectation over transformation (APGD's eot_samples).
+* not_converged: the accuracy points APGD-CE and APGD-T with twice the
+  steps and restarts take off, estimated on a seeded sample of the survivors.
+* zero_gradient: the share of the examples a DLR-loss APGD (APGD-T)
+  attacked whose DLR input gradient was exactly zero at some iterate.
+* single_step_beats_iterative, noise_beats_gradient: how far FGSM at eps, or
+  the best of 20 uniform draws in the eps-ball, lies below PGD-20's accuracy.
 
-The verdict is "no sign of gradient masking" when nothing fired, else it
-names the indicators that did.
+docs/AUDIT.md tabulates every threshold with its source. The verdict is "no
+sign of gradient masking" when nothing fired, else it names the indicators
+that did.
 """
 import numpy as np
 
@@ -33,14 +43,21 @@ import numpy as np
 TOLERANCE = 0.01
 # AutoAttack lowers PGD accuracy by a point or two even on sound defenses.
 GAP_TOLERANCE = 0.03
+# AutoAttack's checks.py (check_square_sr) warns when Square takes more than
+# this off the accuracy the gradient attacks left.
+GRADIENT_FREE_TOLERANCE = 0.002
 NO_SIGN = 'no sign of gradient masking'
+# AutoAttack's checks.py: normalized logits of repeated runs may differ by this much.
+RANDOMNESS_TOLERANCE = 1e-4
+EOT_ADVICE = ('the model is randomized: its numbers need expectation over transformation '
+              '(--eot_samples)')
 
 # (indicator, threshold, what it means when it fires).
 _RULES = (
     ('unbounded_accuracy', 0.0, 'accuracy %.3f at an unbounded radius (must be 0)'),
     ('pgd20_accuracy_rise', TOLERANCE, 'PGD-20 accuracy rises by %.3f with the radius'),
     ('pgd20_audit_gap', GAP_TOLERANCE, 'the audit lowers PGD-20 accuracy by %.3f'),
-    ('gradient_free_only', TOLERANCE,
+    ('gradient_free_only', GRADIENT_FREE_TOLERANCE,
      '%.3f of the examples fell only to the gradient-free attack'),
     ('gradient_none', TOLERANCE, '%.3f of the examples have no input gradient (None)'),
     ('gradient_nonfinite', TOLERANCE,
@@ -52,6 +69,15 @@ _RULES = (
     ('transfer_only', TOLERANCE,
      '%.3f of the examples fell to transferred examples but to no white-box attack'),
     ('rejected_witnesses', 0, '%d attack claims failed the witness check'),
+    ('randomized_logits', RANDOMNESS_TOLERANCE, 'the same batch run 5 times gives logits up '
+     'to %.3g apart (norm-1 logits): ' + EOT_ADVICE),
+    ('not_converged', TOLERANCE, 'APGD-CE and APGD-T with twice the steps and restarts take '
+     '%.3f more off the accuracy (sampled survivors): the budget was too small'),
+    ('zero_gradient', 0.0, '%.3f of the survivors met an exactly zero DLR input gradient '
+     'during the attacks'),
+    ('single_step_beats_iterative', 0.0, 'FGSM at eps lowers accuracy %.3f below PGD-20'),
+    ('noise_beats_gradient', 0.0, 'uniform noise in the eps-ball (20 draws) lowers accuracy '
+     '%.3f below PGD-20'),
 )
 
 
@@ -73,6 +99,8 @@ def radius_indicators(outcome, clean, smaller_pgd20=(), unbounded_accuracy=None)
   """
   records = outcome.records
   indicators = {'gradient_' + key: _share(mask) for key, mask in clean.gradient.items()}
+  indicators['randomized_logits'] = clean.randomness
+  indicators.update(_check_indicators(outcome, clean))
   indicators['gradient_broken_in_attack'] = _share(np.any([r.broken for r in records], 0))
   indicators['never_raised_loss'] = {r.name: _share(r.never_raised) for r in records}
   indicators['rejected_witnesses'] = int(sum(r.rejected for r in records))
@@ -91,6 +119,27 @@ def radius_indicators(outcome, clean, smaller_pgd20=(), unbounded_accuracy=None)
   if unbounded_accuracy is not None:
     indicators['unbounded_accuracy'] = float(unbounded_accuracy)
   return indicators
+
+
+def _check_indicators(outcome, clean):
+  """zero_gradient from the DLR attacks' records; the rest from outcome.checks."""
+  found = {}
+  dlr = [r for r in outcome.records if r.zero_gradient is not None
+         and r.name in ('apgd-t', 'apgd-dlr') and r.attacked.any()]
+  if dlr:
+    attacked = np.any([r.attacked for r in dlr], 0)
+    zero = np.any([r.zero_gradient for r in dlr], 0)
+    found['zero_gradient'] = float(zero.sum() / attacked.sum())
+  checks = outcome.checks
+  if checks.get('not_converged') is not None:
+    found['not_converged'] = checks['not_converged']
+  if outcome.pgd20_robust is not None:
+    pgd20 = _share(outcome.pgd20_robust)
+    for name, check in (('single_step_beats_iterative', 'fgsm'),
+                        ('noise_beats_gradient', 'noise')):
+      if check in checks:
+        found[name] = pgd20 - _share(clean.correct & ~checks[check])
+  return found
 
 
 def fired(indicators):
@@ -116,7 +165,10 @@ def flags(indicators):
 def verdict(names):
   """'no sign of gradient masking', or the names of the indicators that fired."""
   names = list(dict.fromkeys(names))
-  return NO_SIGN if not names else 'indicators fired: ' + ', '.join(names)
+  if not names:
+    return NO_SIGN
+  advice = '; ' + EOT_ADVICE if 'randomized_logits' in names else ''
+  return 'indicators fired: ' + ', '.join(names) + advice
 
 
 def combine(labelled):

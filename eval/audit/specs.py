@@ -6,12 +6,17 @@ The standard sequence is exactly AutoAttack's standard version (Croce & Hein
 named by a string ('pgd20', 'apgd-ce', 'apgd-dlr', 'apgd-t', 'fab-t',
 'square') or given as a spec with its own budget, e.g.
 `Apgd('ce', num_steps=20)`, `Fab(num_steps=10)` or `Square(num_queries=500)`,
-so tests and quick looks can run small.
+so tests and quick looks can run small. APGD and Square take `schedule`:
+'autoattack' (the default: the official code's checkpoints and window
+schedule) or 'stretched' (spread over a small budget); APGD takes
+`eot_samples` (gradients averaged over that many passes, for randomized
+models).
 
 Every spec builds, on a batch, the same dict of tensors: 'adversarial' (the
 point to check), 'fooled' (the attack's own claim, which the audit re-checks),
 'raised' (the attack's loss rose above its start), optionally 'broken' (a
-None or non-finite input gradient was met), and the per-example
+None or non-finite input gradient was met) and 'zero_gradient' (an exactly
+zero one), and the per-example
 'gradient_passes' and 'forward_passes' it spent. `gradient_budget()` is what
 it spends on an example it never fools (benchmarks.audit_cost's floor).
 """
@@ -68,6 +73,8 @@ class Apgd:
   num_steps: int = 100
   num_restarts: int = 1
   num_targets: int = 9
+  schedule: str = 'autoattack'
+  eot_samples: int = 1
   gradient_free: ClassVar[bool] = False
 
   @property
@@ -82,21 +89,25 @@ class Apgd:
     threat_model.check_num_steps(self.num_steps, 'Apgd num_steps')
     threat_model.check_num_steps(self.num_restarts, 'Apgd num_restarts')
     threat_model.check_num_steps(self.num_targets, 'Apgd num_targets')
+    threat_model.check_num_steps(self.eot_samples, 'Apgd eot_samples')
+    threat_model.require(self.schedule in apgd.SCHEDULES, 'Apgd schedule=%r is not one of %s'
+                         % (self.schedule, ', '.join(apgd.SCHEDULES)))
 
   def gradient_budget(self):
     """Gradient passes spent on an example never fooled: every step of every run.
 
     A run counts its starting point's gradient too; a targeted attack makes
-    num_restarts runs per target.
+    num_restarts runs per target; each gradient takes eot_samples passes.
     """
     runs = self.num_restarts * (self.num_targets if self.loss == 'targeted-dlr' else 1)
-    return runs * (self.num_steps + 1)
+    return runs * (self.num_steps + 1) * self.eot_samples
 
   def build(self, logits_fn, x, labels, norm, epsilon, seed):
     """The attack's ops on a batch (see the module docstring)."""
     ops = apgd.apgd_attack(logits_fn, x, labels, norm=norm, epsilon=epsilon, loss=self.loss,
                            num_steps=self.num_steps, num_restarts=self.num_restarts,
-                           num_targets=self.num_targets, seed=seed)
+                           num_targets=self.num_targets, seed=seed, schedule=self.schedule,
+                           eot_samples=self.eot_samples)
     return dict(ops, forward_passes=tf.shape(x)[0])
 
 
@@ -136,6 +147,7 @@ class Square:
   """The Square Attack (eval.attacks.square) with its query budget."""
   num_queries: int = 5000
   p_init: float = square.P_INIT
+  schedule: str = 'autoattack'
   name: ClassVar[str] = 'square'
   gradient_free: ClassVar[bool] = True
 
@@ -144,6 +156,8 @@ class Square:
     threat_model.check_num_steps(self.num_queries, 'Square num_queries')
     threat_model.require(threat_model.is_finite_real(self.p_init) and 0 < self.p_init <= 1,
                          'Square p_init=%r must be a number in (0, 1]' % (self.p_init,))
+    threat_model.require(self.schedule in square.SCHEDULES, 'Square schedule=%r is not one of %s'
+                         % (self.schedule, ', '.join(square.SCHEDULES)))
 
   def gradient_budget(self):
     """Gradient-free: none."""
@@ -152,7 +166,8 @@ class Square:
   def build(self, logits_fn, x, labels, norm, epsilon, seed):
     """The attack's ops on a batch (see the module docstring)."""
     ops = square.square_attack(logits_fn, x, labels, norm=norm, epsilon=epsilon,
-                               num_queries=self.num_queries, p_init=self.p_init, seed=seed)
+                               num_queries=self.num_queries, p_init=self.p_init, seed=seed,
+                               schedule=self.schedule)
     return dict(ops, gradient_passes=tf.constant(0))
 
 

@@ -76,7 +76,7 @@ def unbounded(auditor, clean, fooled, pgd20_accuracies, last=None):
   if last is not None and last.epsilon >= radius:
     outcome = last
   else:
-    outcome = auditor.audit(clean, radius, fooled)
+    outcome = auditor.audit(clean, radius, fooled, with_checks=False)
   found = {'unbounded_accuracy': _share(outcome.robust)}
   if outcome.pgd20_robust is not None and len(pgd20_accuracies):
     found['pgd20_accuracy_rise'] = _share(outcome.pgd20_robust) - min(pgd20_accuracies)
