@@ -31,6 +31,7 @@ Layout under --model_root: seed<S>/<run>/ (xent, ceb_rho<R>) and study2/
 import argparse
 import functools
 import os
+import subprocess
 import sys
 import time
 
@@ -50,6 +51,7 @@ from wrn_cifar import cifar_input
 
 tf1 = tf.compat.v1
 
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BATCH_SIZE = 128
 AUGMENT = 'none'  # The trainer's crop-and-flip pipeline (wrn_cifar.cifar_input).
 PRECISION = 'float32'
@@ -181,11 +183,12 @@ class Study:
     args = argparse.Namespace(**vars(self.args))
     args.model_root = os.path.dirname(self.model_dir(rho, seed))
     objective = ['--loss=xent'] if rho is None else ['--loss=ceb', '--rho=%g' % rho]
-    model_dir, _ = common.train(args, name, objective + [
+    model_dir = self.model_dir(rho, seed)
+    train_in_subprocess(common.trainer_argv(args, name, objective + [
         '--train_batch_size=%d' % BATCH_SIZE,
         '--save_checkpoints_steps=%d' % (self.steps // self.args.checkpoints),
         '--keep_checkpoint_max=%d' % (self.args.checkpoints + 2),
-        '--deterministic', '--seed=%d' % seed], augment_name=AUGMENT)
+        '--deterministic', '--seed=%d' % seed], augment_name=AUGMENT))
     self.log('%s seed %d: checkpoint curve' % (name, seed))
     return checkpoint_curve.evaluate_checkpoints(
         model_dir, train=self.train_set, test=self.test_set, attacks=(), num_examples=0,
@@ -203,6 +206,22 @@ class Study:
               '--output', audit_path(model_dir, norm)]
       argv += ['--data_dir', self.args.data_dir] if self.args.data_dir else ['--fake_data']
       audit_command.run(audit_command.build_parser().parse_args(argv))
+
+
+def train_in_subprocess(argv):
+  """Runs `python -m wrn_cifar.wrn_main argv` from this repository; resumes as it does.
+
+  A child process, because --deterministic turns TensorFlow's op determinism
+  on for the whole process: in this one, the evaluation graphs' unseeded
+  random ops would then refuse to run.
+
+  Raises:
+    ValueError: the trainer failed (its own error is printed above).
+  """
+  status = subprocess.run([sys.executable, '-m', 'wrn_cifar.wrn_main'] + argv,
+                          cwd=REPO_ROOT, check=False).returncode
+  if status:
+    raise ValueError('the trainer exited %d for %s (its error is above)' % (status, argv[0]))
 
 
 def audit_path(model_dir, norm):

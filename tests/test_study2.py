@@ -193,15 +193,15 @@ class _Stages:
 
   def __init__(self, monkeypatch, test_accuracy):
     self.calls, self.test_accuracy = [], test_accuracy
-    monkeypatch.setattr(study2.common, 'train', self.train)
+    monkeypatch.setattr(study2, 'train_in_subprocess', self.train)
     monkeypatch.setattr(study2.checkpoint_curve, 'evaluate_checkpoints', self.curve)
     monkeypatch.setattr(study2.audit_command, 'run', self.audit)
     monkeypatch.setattr(study2, 'clean_correct', self.clean_correct)
 
-  def train(self, args, name, flags, augment_name):
-    self.calls.append(('train', os.path.basename(args.model_root), name, tuple(flags),
-                       augment_name, args.num_train_images, args.train_epochs))
-    return os.path.join(args.model_root, name), {}
+  def train(self, argv):
+    flags = dict(arg[2:].split('=', 1) for arg in argv if '=' in arg)
+    seed_dir, name = flags['model_dir'].split(os.sep)[-2:]
+    self.calls.append(('train', seed_dir, name, flags, set(argv)))
 
   def curve(self, model_dir, *, train, test, attacks, num_examples, data_flags, log):
     self.calls.append(('curve', model_dir, len(train[0]), len(test[0]), attacks))
@@ -251,13 +251,14 @@ def test_driver_trains_stage1_picks_rho_star_then_pairs_and_audits_all(tmp_path,
   assert trained == [('seed0', 'xent'), ('seed0', 'ceb_rho2'), ('seed0', 'ceb_rho5'),
                      ('seed1', 'xent'), ('seed1', 'ceb_rho5')]
   tiny = study2.PRESETS['overparam_tiny']
-  for seed, name, flags, augment_name, images, epochs in stages.of('train'):
+  for seed, name, flags, argv in stages.of('train'):
     # Crop and flip only; real seeds; 10 steps, a checkpoint every 2 (5 kept, plus room).
-    assert augment_name == 'none' and (images, epochs) == (256, tiny['train_epochs'])
-    assert flags[-5:] == ('--train_batch_size=128', '--save_checkpoints_steps=2',
-                          '--keep_checkpoint_max=7', '--deterministic', '--seed=' + seed[4:])
-    assert flags[:-5] == (('--loss=xent',) if name == 'xent' else
-                          ('--loss=ceb', '--rho=' + name[len('ceb_rho'):]))
+    assert flags['augment_name'] == 'none' and flags['num_train_images'] == '256'
+    assert (flags['depth'], flags['width'], flags['train_epochs']) == ('10', '1', '5')
+    assert (flags['train_batch_size'], flags['save_checkpoints_steps'],
+            flags['keep_checkpoint_max'], flags['seed']) == ('128', '2', '7', seed[4:])
+    assert {'--deterministic', '--fake_data'} <= argv and flags['loss'] == name.split('_')[0]
+    assert flags.get('rho') == (None if name == 'xent' else name[len('ceb_rho'):])
   # Curves on the training prefix and every test image; no attack at checkpoints.
   assert {c[1:] for c in stages.of('curve')} == {(256, 40, ())}
   audits = [args for (args,) in stages.of('audit')]
