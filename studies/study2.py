@@ -65,8 +65,8 @@ PRESETS = {
                       rhos='1,2,3,5', seeds=3, checkpoints=10, audit_examples=500,
                       audit_linf='1,2,4', audit_l2='32,64', apgd_targets=3,
                       square_queries=1000, bootstrap_samples=10000),
-    'overparam_tiny': dict(depth=10, width=1, num_train_images=256, train_epochs=5, rhos='2,5',
-                 seeds=2, checkpoints=5, num_eval_images=40, audit_examples=8,
+    'overparam_tiny': dict(depth=10, width=1, num_train_images=256, train_epochs=5, rhos='5',
+                           seeds=1, checkpoints=5, num_eval_images=40, audit_examples=8,
                  audit_linf='2', audit_l2='64', apgd_targets=1, square_queries=20,
                  bootstrap_samples=200),
 }
