@@ -17,6 +17,9 @@
 #   ./run_cifar.sh mini [--data_dir DIR]         real-data miniature of Figures 1-2 (~60 min)
 #   ./run_cifar.sh study [--data_dir DIR]        does CEB make a model more robust? The real-data
 #                                                study of docs/STUDY.md (~2 h on 2 cores)
+#   ./run_cifar.sh study --preset overparam [--data_dir DIR]   the second study, where XEnt
+#                                                interpolates (docs/study2/PREREGISTRATION.md):
+#                                                python -m studies.study2 (presets overparam*)
 #
 # Environment: MODEL_ROOT (default runs/cifar) holds the matrix's runs; DATA_DIR, when set,
 # is the CIFAR-10 copy of every run and evaluation (otherwise tfds downloads cifar10);
@@ -57,6 +60,19 @@ follow_ups() {
   fi
 }
 
+# The study module a `study` command's flags ask for: the second study for --preset overparam*.
+study_module() {
+  local previous=""
+  for arg in "$@"; do
+    if [[ "$arg" == --preset=overparam* || ( "$previous" == --preset && "$arg" == overparam* ) ]]; then
+      echo studies.study2
+      return
+    fi
+    previous="$arg"
+  done
+  echo studies.study
+}
+
 # The comment block at the top of this file.
 usage() { awk 'NR == 1 { next } /^#/ { sub(/^# ?/, ""); print; next } { exit }' "$0"; }
 
@@ -81,6 +97,6 @@ case "$cmd" in
   eval) exec python -m eval.cifar_suite "$@" ;;
   audit) exec python -m eval.audit --dataset cifar10 "$@" ;;
   mini) exec python -m studies.mini "$@" ;;
-  study) exec python -m studies.study "$@" ;;
+  study) exec python -m "$(study_module "$@")" "$@" ;;
   all) sweep_all ;;
 esac

@@ -44,17 +44,13 @@ def parse_rhos(flag, text):
   return rhos
 
 
-def train(args, name, flags, augment_name='none'):
-  """Trains (or resumes) model_root/name with the trainer `flags` added.
+def trainer_argv(args, name, flags, augment_name='none'):
+  """The trainer's flags for model_root/name: the study's data and net plus `flags`.
 
   The studies evaluate once, at the end; `augment_name` is the trainer's flag
   (the miniatures train without AutoAugment).
-
-  Returns:
-    (model_dir, the trainer's last evaluation metrics).
   """
-  model_dir = os.path.join(args.model_root, name)
-  argv = ['--model_dir=%s' % model_dir, '--depth=%d' % args.depth,
+  argv = ['--model_dir=%s' % os.path.join(args.model_root, name), '--depth=%d' % args.depth,
           '--width=%d' % args.width, '--train_epochs=%d' % args.train_epochs,
           '--augment_name=%s' % augment_name, '--epochs_per_eval=%d' % args.train_epochs] + flags
   argv += ['--data_dir=%s' % args.data_dir] if args.data_dir else []
@@ -62,7 +58,17 @@ def train(args, name, flags, augment_name='none'):
   for flag in ('num_train_images', 'num_eval_images'):
     if getattr(args, flag):
       argv.append('--%s=%d' % (flag, getattr(args, flag)))
-  return model_dir, wrn_main.run(wrn_main.make_flags(argv))
+  return argv
+
+
+def train(args, name, flags, augment_name='none'):
+  """Trains (or resumes) model_root/name in this process with the trainer `flags` added.
+
+  Returns:
+    (model_dir, the trainer's last evaluation metrics).
+  """
+  argv = trainer_argv(args, name, flags, augment_name)
+  return os.path.join(args.model_root, name), wrn_main.run(wrn_main.make_flags(argv))
 
 
 def quiet_logs():
