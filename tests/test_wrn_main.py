@@ -175,7 +175,7 @@ def test_model_dir_of_another_run_is_refused_untouched(tmp_path, data_dir):
 
 
 def test_eval_logits_fn_restores_the_trained_classifier(tmp_path, data_dir):
-  from eval import runner  # pylint: disable=g-import-not-at-top
+  from eval.kit import runner  # pylint: disable=g-import-not-at-top
   model_dir = str(tmp_path / 'model')
   metrics = wrn_main.run(wrn_main.make_flags(_flags(
       model_dir, data_dir, '--loss=cceb', '--train_epochs=1')))
