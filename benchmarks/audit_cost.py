@@ -36,7 +36,7 @@ example stops early and every backward step's extra pass is paid, as on the
 examples that stay robust in an audit.
 
     python -m benchmarks.audit_cost [--num_examples 100 --square_queries 5000 \
-        --data_dir CIFAR_DIR --model_dir TRAINED_MODEL_DIR ...]
+        --data_dir CIFAR_DIR --model_dir TRAINED_MODEL_DIR --epsilons 2 ...]
 """
 import argparse
 import os
@@ -146,7 +146,8 @@ def _warm_up(auditor, clean, epsilons):
 
 def _compare_sweeps(args, logits_fn, restore_fn, images, norm):
   """Runs (a) and (b) for one norm and prints them."""
-  epsilons = [float(e) for e in settings.EPSILONS[norm] if e > 0]
+  epsilons = ([float(e) for e in args.epsilons.split(',')] if args.epsilons
+              else [float(e) for e in settings.EPSILONS[norm] if e > 0])
   attacks = _attacks(args)
   with engine.Auditor(logits_fn, images.shape[1:], norm=norm, epsilons=epsilons,
                       attacks=attacks, seed=0, batch_size=args.batch_size,
@@ -260,6 +261,7 @@ def main():
   add('--fab_steps', type=int, default=100)
   add('--square_queries', type=int, default=5000)
   add('--norms', default='linf,l2')
+  add('--epsilons', help='Comma list of radii for every norm; default the Figure 1-2 grid.')
   add('--apgd_epsilon', type=float, default=1.0, help='Radius of the APGD-100 timing.')
   add('--fab_epsilon', type=float, default=0.0, help='Radius of the FAB-100 timing.')
   add('--timing_batch', type=int, default=256, help='Batch of the APGD-100 and FAB-100 timing.')
