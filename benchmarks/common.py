@@ -13,6 +13,20 @@ import tensorflow as tf
 tf1 = tf.compat.v1
 
 
+def add_round_flags(parser):
+  """--rounds, --steps and --warmup_steps: how many paired rounds of how many timed steps."""
+  parser.add_argument('--rounds', type=int, default=5)
+  parser.add_argument('--steps', type=int, default=5, help='timed steps per round')
+  parser.add_argument('--warmup_steps', type=int, default=1,
+                      help='untimed steps before each round')
+
+
+def check_round_flags(parser, args):
+  """Exits through parser.error unless the round flags are usable."""
+  if args.rounds < 1 or args.steps < 1 or args.warmup_steps < 0:
+    parser.error('--rounds and --steps must be positive, --warmup_steps >= 0')
+
+
 def pull(iterator, steps):
   """Pulls `steps` batches and returns the seconds it took."""
   start = time.perf_counter()

@@ -144,13 +144,9 @@ def parse_args(argv=None):
   parser.add_argument('--resnet_depth', type=int, default=50)
   parser.add_argument('--image_size', type=int, default=224, help='ResNet image side')
   parser.add_argument('--resnet_batch_size', type=int, default=8)
-  parser.add_argument('--rounds', type=int, default=5)
-  parser.add_argument('--steps', type=int, default=5, help='timed steps per round')
-  parser.add_argument('--warmup_steps', type=int, default=1,
-                      help='untimed steps before each round')
+  common.add_round_flags(parser)
   args = parser.parse_args(argv)
-  if args.rounds < 1 or args.steps < 1 or args.warmup_steps < 0:
-    parser.error('--rounds and --steps must be positive, --warmup_steps >= 0')
+  common.check_round_flags(parser, args)
   if not os.path.isdir(args.data_dir):
     parser.error('--data_dir=%s is no folder: give a CIFAR-10 copy' % args.data_dir)
   return args

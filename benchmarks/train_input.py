@@ -95,13 +95,9 @@ def parse_args(argv=None):
   parser.add_argument('--depth', type=int, default=16)
   parser.add_argument('--width', type=int, default=4)
   parser.add_argument('--batch_size', type=int, default=128)
-  parser.add_argument('--rounds', type=int, default=5)
-  parser.add_argument('--steps', type=int, default=5, help='timed steps per round')
-  parser.add_argument('--warmup_steps', type=int, default=1,
-                      help='untimed steps before each round')
+  common.add_round_flags(parser)
   args = parser.parse_args(argv)
-  if args.rounds < 1 or args.steps < 1 or args.warmup_steps < 0:
-    parser.error('--rounds and --steps must be positive, --warmup_steps >= 0')
+  common.check_round_flags(parser, args)
   return args
 
 

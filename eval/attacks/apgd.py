@@ -261,13 +261,6 @@ def _num_classes(logits, loss):
   return num_classes
 
 
-def _targets(logits, labels, count):
-  """[batch, count] classes with the highest logits other than the label, best first."""
-  is_label = tf.one_hot(labels, logits.shape[-1], on_value=True, off_value=False)
-  others = tf.where(is_label, tf.fill(tf.shape(logits), -math.inf), logits)
-  return tf.math.top_k(others, k=count).indices
-
-
 def _loss_fn(loss, labels, targets):
   if loss == 'ce':
     return lambda logits: threat_model.stable_cross_entropy(logits, labels)
@@ -319,7 +312,9 @@ def apgd_attack(logits_fn, x, labels, *, norm, epsilon, loss='ce', num_steps=100
   num_classes = _num_classes(model.clean_logits, loss)
   targeted = loss == 'targeted-dlr'
   num_targets = min(num_targets, num_classes - 1) if targeted else 1
-  targets = _targets(model.clean_logits, labels, num_targets) if targeted else None
+  targets = None
+  if targeted:
+    targets = threat_model.top_other_classes(model.clean_logits, labels, num_targets)
   seed = tf.convert_to_tensor(seed)
   wrong = tf.not_equal(tf.argmax(model.clean_logits, -1, output_type=tf.int32), labels)
 

@@ -17,6 +17,14 @@ from wrn_cifar import cifar_input
 DATASETS = ('cifar10', 'imagenet')
 
 
+def add_flags(parser):
+  """The flags that choose an attack's examples: --dataset, --data_dir, --fake_data."""
+  add = parser.add_argument
+  add('--dataset', choices=DATASETS, help="Default: the model's (params.json).")
+  add('--data_dir', help='CIFAR-10 folder, or ImageNet validation TFRecords.')
+  add('--fake_data', action='store_true', help='Random images, for plumbing only.')
+
+
 def dataset_for(flag, model, attack):
   """The data set to attack: --dataset, else the one params.json records; checked.
 

@@ -231,13 +231,6 @@ def random_start(x0, norm, radius, seed):
   return threat_model.clip_pixels(x0 + radius * direction / tf.maximum(size, 1e-12))
 
 
-def _targets(logits, labels, count):
-  """[batch, count] classes with the highest logits other than the label, best first."""
-  is_label = tf.one_hot(labels, logits.shape[-1], on_value=True, off_value=False)
-  others = tf.where(is_label, tf.fill(tf.shape(logits), -math.inf), logits)
-  return tf.math.top_k(others, k=count).indices
-
-
 def _check_arguments(norm, epsilon, num_steps, num_restarts, num_targets):
   threat_model.require_graph_mode('FAB')
   threat_model.check_norm(norm)
@@ -291,7 +284,7 @@ def fab_attack(logits_fn, x, labels, *, norm, epsilon, num_steps=100, num_restar
   labels = tf.cast(labels, tf.int32)
   model = threat_model.ModelUnderAttack(logits_fn, x)
   num_targets = min(num_targets, _num_classes(model.clean_logits) - 1)
-  targets = _targets(model.clean_logits, labels, num_targets)
+  targets = threat_model.top_other_classes(model.clean_logits, labels, num_targets)
   seed = tf.convert_to_tensor(seed)
   wrong = tf.not_equal(tf.argmax(model.clean_logits, -1, output_type=tf.int32), labels)
   clean_margin = threat_model.margin(model.clean_logits, labels)

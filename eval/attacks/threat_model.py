@@ -173,6 +173,16 @@ def dlr(logits, labels):
   return margin(logits, labels) / (ordered[:, 0] - ordered[:, 2] + 1e-12)
 
 
+def top_other_classes(logits, labels, count):
+  """[batch, count] classes with the highest logits other than the label, best first.
+
+  The targets of APGD-T and FAB-T, as AutoAttack picks them.
+  """
+  is_label = tf.one_hot(labels, logits.shape[-1], on_value=True, off_value=False)
+  others = tf.where(is_label, tf.fill(tf.shape(logits), -math.inf), logits)
+  return tf.math.top_k(others, k=count).indices
+
+
 def targeted_dlr(logits, labels, targets):
   """Croce & Hein (2020) eq. 7: -(z_y - z_t) / (z_pi1 - (z_pi3 + z_pi4) / 2)."""
   ordered = _sorted_logits(logits)

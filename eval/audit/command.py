@@ -38,10 +38,8 @@ def build_parser():
       'with gradient-masking indicators.'))
   cli.add_model_flags(parser)
   cli.add_precision_flag(parser, attack=True)
+  examples.add_flags(parser)
   add = parser.add_argument
-  add('--dataset', choices=examples.DATASETS, help="Default: the model's (params.json).")
-  add('--data_dir', help='CIFAR-10 folder, or ImageNet validation TFRecords.')
-  add('--fake_data', action='store_true', help='Random images, for plumbing only.')
   add('--norm', choices=kit_checks.NORMS, default='linf', help='Threat model.')
   add('--epsilons', help='Comma list of radii in pixel units; default the Figure 1-2 '
       'grid of eval.settings without 0.')

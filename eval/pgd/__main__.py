@@ -33,10 +33,8 @@ def build_parser():
                               description='PGD accuracy against epsilon of a trained model.')
   cli.add_model_flags(parser)
   cli.add_precision_flag(parser, attack=True)
+  examples.add_flags(parser)
   add = parser.add_argument
-  add('--dataset', choices=examples.DATASETS, help="Default: the model's (params.json).")
-  add('--data_dir', help='CIFAR-10 folder, or ImageNet validation TFRecords.')
-  add('--fake_data', action='store_true', help='Random images, for plumbing only.')
   add('--norm', choices=threat_model.NORMS, default='linf', help='Threat model.')
   add('--epsilons', required=True,
       help='Comma list of radii in --pgd_space units, e.g. 0,2,8.')
