@@ -64,11 +64,11 @@ PRESETS = {
     'overparam': dict(depth=10, width=2, num_train_images=1024, train_epochs=375,
                       rhos='1,2,3,5', seeds=3, checkpoints=10, audit_examples=500,
                       audit_linf='1,2,4', audit_l2='32,64', apgd_targets=3,
-                      square_queries=1000, bootstrap_samples=10000),
+                      fab_targets=3, square_queries=1000, bootstrap_samples=10000),
     'overparam_tiny': dict(depth=10, width=1, num_train_images=256, train_epochs=5, rhos='5',
                            seeds=1, checkpoints=5, num_eval_images=40, audit_examples=8,
-                 audit_linf='2', audit_l2='64', apgd_targets=1, square_queries=20,
-                 bootstrap_samples=200),
+                 audit_linf='2', audit_l2='64', apgd_targets=1, fab_targets=1,
+                 square_queries=20, bootstrap_samples=200),
 }
 
 
@@ -89,6 +89,7 @@ def build_parser():
   add('--audit_linf', help='audited L-inf radii (pixels; must hold 2)')
   add('--audit_l2', help='audited L2 radii (pixels; must hold 64)')
   add('--apgd_targets', type=int, help="the audit's APGD-T target classes")
+  add('--fab_targets', type=int, help="the audit's FAB-T target classes")
   add('--square_queries', type=int, help="the audit's Square Attack queries")
   add('--bootstrap_samples', type=int, help="draws of Delta's bootstrap CI")
   add('--docs_dir', help='also copy summary.json, summary.md and the figures here')
@@ -105,8 +106,8 @@ def apply_preset(args):
   for key, value in PRESETS[args.preset].items():
     if getattr(args, key, None) is None:
       setattr(args, key, value)
-  for flag in ('seeds', 'checkpoints', 'audit_examples', 'apgd_targets', 'square_queries',
-               'train_epochs', 'bootstrap_samples', 'depth', 'width'):
+  for flag in ('seeds', 'checkpoints', 'audit_examples', 'apgd_targets', 'fab_targets',
+               'square_queries', 'train_epochs', 'bootstrap_samples', 'depth', 'width'):
     _positive(args, flag)
   args.rho_values = common.parse_rhos('rhos', args.rhos)
   if len(set(args.rho_values)) != len(args.rho_values):
@@ -202,6 +203,7 @@ class Study:
               '--epsilons', ','.join('%g' % e for e in self.args.radii[flag]),
               '--num_examples', str(self.args.audit_examples),
               '--apgd_targets', str(self.args.apgd_targets),
+              '--fab_targets', str(self.args.fab_targets),
               '--square_queries', str(self.args.square_queries), '--seed', '0',
               '--output', audit_path(model_dir, norm)]
       argv += ['--data_dir', self.args.data_dir] if self.args.data_dir else ['--fake_data']
@@ -295,7 +297,7 @@ def design(args, study, argv):
           'augmentation': 'crop+flip (--augment_name=%s)' % AUGMENT, 'precision': PRECISION,
           'rhos': args.rho_values, 'seeds': args.seeds,
           'audit_examples': args.audit_examples, 'test_images': len(study.test_set[0]),
-          'audit_budget': {'apgd_targets': args.apgd_targets,
+          'audit_budget': {'apgd_targets': args.apgd_targets, 'fab_targets': args.fab_targets,
                            'square_queries': args.square_queries},
           'command': ' '.join(['./run_cifar.sh', 'study'] + list(argv)),
           'wall_time_minutes': round((time.time() - study.started) / 60, 2)}

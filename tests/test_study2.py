@@ -266,8 +266,9 @@ def test_driver_trains_stage1_picks_rho_star_then_pairs_and_audits_all(tmp_path,
       (os.path.join(s, n), norm) for s, n in trained for norm in ('linf', 'l2')]
   for args in audits:
     assert args.epsilons == {'linf': '2', 'l2': '64'}[args.norm]
-    assert (args.num_examples, args.apgd_targets, args.square_queries, args.seed) == (
-        tiny['audit_examples'], tiny['apgd_targets'], tiny['square_queries'], 0)
+    assert (args.num_examples, args.apgd_targets, args.fab_targets, args.square_queries,
+            args.seed) == (tiny['audit_examples'], tiny['apgd_targets'], tiny['fab_targets'],
+                           tiny['square_queries'], 0)
     assert args.transfer_from is None and args.fake_data
   assert summary['rho_star'] == 5.0
   assert [(m['objective'], m['rho'], m['seed']) for m in summary['models']] == [
