@@ -30,8 +30,9 @@ def _label(model):
 
 
 def _keys(models):
-  """The radius keys measured, in RADII order first."""
-  found = {key for m in models for key in (m['audit'] or {})}
+  """The radius keys some model has an audit number for, in RADII order first."""
+  found = {key for m in models for key, value in (m['audit'] or {}).items()
+           if value is not None}
   return [k for k in RADII if k in found] + sorted(found - set(RADII))
 
 

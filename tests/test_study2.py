@@ -11,6 +11,7 @@ import pytest
 from eval.audit import sweep as audit_sweep
 from resnet_ceb import fileio
 from studies import study2
+from studies import study2_report
 from studies import verdict
 
 N = 500
@@ -365,3 +366,14 @@ def test_tiny_preset_runs_for_real_and_resumes(tmp_path):
   assert study2.main(argv) == 0
   again = json.loads((root / 'study2' / 'summary.json').read_text())
   assert again['models'] == summary['models'] and audit.stat().st_mtime_ns == before
+
+
+def test_the_report_shows_only_the_radii_some_model_was_audited_at():
+  models = [{'objective': 'xent', 'rho': None, 'seed': 0, 'train_accuracy': 1.0,
+             'test_accuracy': 0.5, 'train_gain_last_20pct': 0.0,
+             'audit': dict.fromkeys(study2.SCHEMA_RADII), 'pgd20': dict.fromkeys(
+                 study2.SCHEMA_RADII)}]
+  models[0]['audit'].update(linf_2=0.2, l2_64=0.3)
+  assert study2_report._keys(models) == ['linf_2', 'l2_64']
+  models[0]['audit'] = None
+  assert study2_report._keys(models) == []
