@@ -106,8 +106,8 @@ def _delta_figure(summary):
                  label='95% bootstrap CI')
     axes.legend(fontsize=8)
   axes.axhline(0.0, color='gray', linewidth=0.8)
-  axes.set(title='audit Delta at L-inf eps=2 (CEB rho*=%s - XEnt)'
-           % _fmt(summary['rho_star'], '%g'), xlabel='seed', ylabel='Delta')
+  axes.set(title='audit, L-inf eps=2: CEB rho*=%s - XEnt' % _fmt(summary['rho_star'], '%g'),
+           xlabel='seed', ylabel='Delta')
   return plotting.png(figure)
 
 
