@@ -198,8 +198,30 @@ def _fwd_bwd_loop(logits_fn, x, labels, num_steps):
                        parallel_iterations=1)[1]
 
 
+def _projection_loop(x, num_steps):
+  """num_steps of FAB's L-inf projection alone, of x and a second copy (as FAB projects both
+  its iterate and the clean point), each onto a hyperplane through the last result."""
+  flat = tf.reshape(x, [tf.shape(x)[0], -1])
+  weights = tf.random.stateless_normal(tf.shape(flat), (0, 1))
+
+  def body(i, current):
+    points = tf.concat([current, flat], 0)
+    both = tf.concat([weights, weights], 0)
+    offsets = tf.reduce_sum(both * points, axis=1) - 1.0
+    steps = fab.project_onto_hyperplane(points, both, offsets, 'linf')
+    return i + 1, threat_model.clip_pixels(current + tf.split(steps, 2)[0])
+
+  return tf.while_loop(lambda i, _: i < num_steps, body, (tf.constant(0), flat),
+                       parallel_iterations=1)[1]
+
+
 def _per_pass(args, logits_fn, restore_fn, images):
-  """Median over rounds of APGD's and FAB's seconds per pass over the bare loop's."""
+  """Median over rounds of APGD's and FAB's seconds per pass over the bare loop's.
+
+  Also FAB's two candidate overheads apart: its passes per example and
+  iteration (above 1: the backward steps' second passes), and the share of
+  its seconds that 100 projections alone take.
+  """
   with tf.Graph().as_default():
     x = tf1.placeholder(tf.float32, (None,) + images.shape[1:])
     y = tf1.placeholder(tf.int32, [None])
@@ -209,6 +231,7 @@ def _per_pass(args, logits_fn, restore_fn, images):
         'fab100': fab.fab_attack(logits_fn, x, y, norm='linf', epsilon=args.fab_epsilon,
                                  num_steps=100, num_targets=1)}
     bare = _fwd_bwd_loop(logits_fn, x, y, 100)
+    projections = _projection_loop(x, 100)
     predicted = tf.argmax(logits_fn(x), -1, output_type=tf.int32)
     session = tf1.Session()
     session.run(tf1.global_variables_initializer())
@@ -216,21 +239,30 @@ def _per_pass(args, logits_fn, restore_fn, images):
       restore_fn(session)
     batch = images
     feed = {x: batch, y: session.run(predicted, {x: batch})}
-    session.run([attacks, bare], feed)  # Warm-up.
+    session.run([attacks, bare, projections], feed)  # Warm-up.
     ratios = {(name, clock): [] for name in attacks for clock in ('cpu', 'wall')}
+    projection_share, fab_passes = [], []
     for _ in range(args.rounds):
       bare_seconds, _ = _seconds(session.run, bare, feed)
+      projection_seconds, _ = _seconds(session.run, projections, feed)
+      runs = {}
       for name, attack in attacks.items():
-        seconds, out = _seconds(session.run, attack, feed)
+        runs[name] = seconds, out = _seconds(session.run, attack, feed)
         for clock in ('cpu', 'wall'):
           ratios[name, clock].append((seconds[clock] / out['gradient_passes'])
                                      / (bare_seconds[clock] / (100 * len(batch))))
+      fab_seconds, fab_out = runs['fab100']
+      projection_share.append(projection_seconds['cpu'] / fab_seconds['cpu'])
+      fab_passes.append(fab_out['gradient_passes'] / (101 * len(batch)))
     session.close()
   for name in attacks:
     print('%s_over_100_fwd_bwd=%.2f (process CPU time; wall time %.2f), median of %d '
           'rounds, per gradient pass, batch %d' % (name, np.median(ratios[name, 'cpu']),
                                                    np.median(ratios[name, 'wall']),
                                                    args.rounds, len(batch)))
+  print('fab100: fab_passes_per_example_iteration=%.2f, projection_share_of_fab100=%.2f '
+        '(100 projections of 2 x %d points alone, process CPU time), median of %d rounds'
+        % (np.median(fab_passes), np.median(projection_share), len(batch), args.rounds))
 
 
 def _seconds(run, *args):

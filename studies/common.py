@@ -34,6 +34,38 @@ def add_training_flags(parser, model_root):
   parser.add_argument('--num_eval_images', type=int, default=None)
 
 
+def add_audit_flags(parser):
+  """The audit's flags every study takes; left unset, they come from the preset."""
+  add = parser.add_argument
+  add('--audit_examples', type=int, help='first test images audited')
+  add('--audit_linf', help='audited L-inf radii (pixels, comma list)')
+  add('--audit_l2', help='audited L2 radii (pixels, comma list)')
+  add('--apgd_targets', type=int, help="the audit's APGD-T target classes")
+  add('--fab_targets', type=int, help="the audit's FAB-T target classes")
+  add('--square_queries', type=int, help="the audit's Square Attack queries")
+
+
+def audit_budget_argv(args):
+  """The audit command's budget flags from the study's flags (add_audit_flags)."""
+  return ['--num_examples', str(args.audit_examples),
+          '--apgd_targets', str(args.apgd_targets), '--fab_targets', str(args.fab_targets),
+          '--square_queries', str(args.square_queries)]
+
+
+def fill_preset(args, preset, counts):
+  """Fills every flag left unset from `preset`, then checks the `counts` are positive.
+
+  Raises:
+    ValueError: a count below 1, naming its flag.
+  """
+  for key, value in preset.items():
+    if getattr(args, key, None) is None:
+      setattr(args, key, value)
+  for flag in counts:
+    if getattr(args, flag) < 1:
+      raise ValueError('--%s=%d: expected a positive count' % (flag, getattr(args, flag)))
+
+
 def parse_rhos(flag, text):
   """'1,2.5' -> [1.0, 2.5]: the rho values of `--flag`; ValueError names the flag.
 

@@ -38,11 +38,11 @@ from wrn_cifar import cifar_input
 PRESETS = {
     'full': dict(depth=10, width=1, train_epochs=70, rhos='1,2,3,5', vib_rhos='3', seeds=2,
                  checkpoints=10, curve_examples=500, pgd_examples=500, audit_examples=500,
-                 apgd_targets=3, square_queries=1000, linf_epsilons='2,4,8',
+                 apgd_targets=3, fab_targets=3, square_queries=1000, linf_epsilons='2,4,8',
                  l2_epsilons='32,128,512', audit_linf='2,4,8', audit_l2='32,128'),
     'tiny': dict(depth=10, width=1, train_epochs=2, rhos='2', vib_rhos='', seeds=2,
                  checkpoints=2, num_train_images=256, num_eval_images=40, curve_examples=16,
-                 pgd_examples=16, audit_examples=8, apgd_targets=1, square_queries=20,
+                 pgd_examples=16, audit_examples=8, apgd_targets=1, fab_targets=1, square_queries=20,
                  linf_epsilons='4', l2_epsilons='128', audit_linf='4', audit_l2='128',
                  corruptions='gaussian_noise,brightness'),
 }
@@ -65,13 +65,9 @@ def build_parser():
   add('--checkpoints', type=int, help='checkpoints kept and measured over training')
   add('--curve_examples', type=int, help='test images attacked at every checkpoint')
   add('--pgd_examples', type=int, help='test images attacked by the final sweeps')
-  add('--audit_examples', type=int, help='test images audited')
-  add('--apgd_targets', type=int, help="the audit's APGD-T target classes")
-  add('--square_queries', type=int, help="the audit's Square Attack queries")
   add('--linf_epsilons', help='final PGD L-inf radii (pixels)')
   add('--l2_epsilons', help='final PGD L2 radii (pixels)')
-  add('--audit_linf', help='audited L-inf radii')
-  add('--audit_l2', help='audited L2 radii')
+  common.add_audit_flags(parser)
   add('--cifar10c_dir', help='an existing CIFAR-10-C(-like) folder; default: made from '
       'the test images under model_root/cifar10_c')
   add('--corruptions', help='corruptions made (default all 19)')
@@ -81,13 +77,9 @@ def build_parser():
 
 def apply_preset(args):
   """Fills every flag left unset from the preset; checks the counts."""
-  for key, value in PRESETS[args.preset].items():
-    if getattr(args, key, None) is None:
-      setattr(args, key, value)
-  for flag in ('seeds', 'checkpoints', 'curve_examples', 'pgd_examples', 'audit_examples',
-               'apgd_targets', 'square_queries', 'train_epochs'):
-    if getattr(args, flag) < 1:
-      raise ValueError('--%s=%d: expected a positive count' % (flag, getattr(args, flag)))
+  common.fill_preset(args, PRESETS[args.preset], (
+      'seeds', 'checkpoints', 'curve_examples', 'pgd_examples', 'audit_examples',
+      'apgd_targets', 'fab_targets', 'square_queries', 'train_epochs'))
   args.rho_values = common.parse_rhos('rhos', args.rhos)
   args.vib_values = common.parse_rhos('vib_rhos', args.vib_rhos) if args.vib_rhos else []
   # Parsed once, before any training: a bad grid or name fails here, not hours later.
@@ -156,9 +148,7 @@ class Study:
     for norm, epsilons in (('linf', self.args.audit_linf), ('l2', self.args.audit_l2)):
       self.log('%s: audit %s' % (model_dir, norm))
       argv = ['--model_dir', model_dir, '--dataset', 'cifar10', '--norm', norm,
-              '--epsilons', epsilons, '--num_examples', str(self.args.audit_examples),
-              '--apgd_targets', str(self.args.apgd_targets),
-              '--square_queries', str(self.args.square_queries)]
+              '--epsilons', epsilons] + common.audit_budget_argv(self.args)
       argv += ['--data_dir', self.args.data_dir] if self.args.data_dir else ['--fake_data']
       if model_dir != baseline_dir:
         argv += ['--transfer_from', baseline_dir]

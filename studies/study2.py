@@ -85,30 +85,17 @@ def build_parser():
   add('--seeds', type=int, help='paired seeds in all (stage 2 trains seeds 1 .. N-1)')
   add('--checkpoints', type=int, help='checkpoints kept and measured; a multiple of 5 '
       'that divides the training steps, so 80%% of training is one (gate G3)')
-  add('--audit_examples', type=int, help='first test images audited')
-  add('--audit_linf', help='audited L-inf radii (pixels; must hold 2)')
-  add('--audit_l2', help='audited L2 radii (pixels; must hold 64)')
-  add('--apgd_targets', type=int, help="the audit's APGD-T target classes")
-  add('--fab_targets', type=int, help="the audit's FAB-T target classes")
-  add('--square_queries', type=int, help="the audit's Square Attack queries")
+  common.add_audit_flags(parser)
   add('--bootstrap_samples', type=int, help="draws of Delta's bootstrap CI")
   add('--docs_dir', help='also copy summary.json, summary.md and the figures here')
   return parser
 
 
-def _positive(args, flag):
-  if getattr(args, flag) < 1:
-    raise ValueError('--%s=%d: expected a positive count' % (flag, getattr(args, flag)))
-
-
 def apply_preset(args):
   """Fills every flag left unset from the preset; checks every flag's value."""
-  for key, value in PRESETS[args.preset].items():
-    if getattr(args, key, None) is None:
-      setattr(args, key, value)
-  for flag in ('seeds', 'checkpoints', 'audit_examples', 'apgd_targets', 'fab_targets',
-               'square_queries', 'train_epochs', 'bootstrap_samples', 'depth', 'width'):
-    _positive(args, flag)
+  common.fill_preset(args, PRESETS[args.preset], (
+      'seeds', 'checkpoints', 'audit_examples', 'apgd_targets', 'fab_targets',
+      'square_queries', 'train_epochs', 'bootstrap_samples', 'depth', 'width'))
   args.rho_values = common.parse_rhos('rhos', args.rhos)
   if len(set(args.rho_values)) != len(args.rho_values):
     raise ValueError('--rhos=%s: a rho is listed twice' % args.rhos)
@@ -201,11 +188,8 @@ class Study:
       self.log('%s: audit %s' % (model_dir, norm))
       argv = ['--model_dir', model_dir, '--dataset', 'cifar10', '--norm', norm,
               '--epsilons', ','.join('%g' % e for e in self.args.radii[flag]),
-              '--num_examples', str(self.args.audit_examples),
-              '--apgd_targets', str(self.args.apgd_targets),
-              '--fab_targets', str(self.args.fab_targets),
-              '--square_queries', str(self.args.square_queries), '--seed', '0',
-              '--output', audit_path(model_dir, norm)]
+              '--seed', '0', '--output', audit_path(model_dir, norm)]
+      argv += common.audit_budget_argv(self.args)
       argv += ['--data_dir', self.args.data_dir] if self.args.data_dir else ['--fake_data']
       audit_command.run(audit_command.build_parser().parse_args(argv))
 

@@ -230,6 +230,10 @@ def test_sweep_is_ascending_monotone_and_carries_the_fooled(tmp_path):
   # Larger radii attack only the survivors of smaller ones: fewer APGD passes.
   passes = [items[key]['passes']['apgd-ce']['gradient'] for key in ('eps=1', 'eps=4', 'eps=8')]
   assert passes[0] > passes[1] > passes[2]
+  # Each attack's wall seconds and the checks' are recorded beside its passes.
+  for item in items.values():
+    assert set(item['seconds']) == set(item['passes']) | {'checks'}
+    assert all(seconds >= 0 for seconds in item['seconds'].values())
   with np.load(str(tmp_path / 'a.carry.npz')) as carry:
     fooled_at = carry['fooled_at']
   correct = model.predict(images) == labels

@@ -115,6 +115,11 @@ def test_audit_cost_prints_both_ways_its_floor_and_the_per_pass_ratios():
   assert all(math.isfinite(r) and r > 0 for r in (apgd_ratio, fab_ratio, bound))
   [checks_share] = ratios(stdout, 'checks_share_of_audit_wall')
   assert 0 < checks_share < 1
+  # At radius 0 FAB never stops: one pass per example and iteration, plus the backward steps'.
+  [fab_passes] = ratios(stdout, 'fab_passes_per_example_iteration')
+  assert 1 <= fab_passes < 2
+  [projection_share] = ratios(stdout, 'projection_share_of_fab100')
+  assert math.isfinite(projection_share) and projection_share > 0
 
 
 def test_cpu_bf16_flags_reads_the_flags_line(tmp_path):

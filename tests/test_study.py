@@ -197,8 +197,8 @@ def test_driver_runs_every_stage_in_order_on_the_right_models(tmp_path, monkeypa
   for args in audits:
     assert args.transfer_from == (None if args.model_dir == baseline else baseline)
     assert args.fake_data and args.num_examples == tiny['audit_examples']
-    assert (args.apgd_targets, args.square_queries) == (tiny['apgd_targets'],
-                                                        tiny['square_queries'])
+    assert (args.apgd_targets, args.fab_targets, args.square_queries) == (
+        tiny['apgd_targets'], tiny['fab_targets'], tiny['square_queries'])
   # Then the report of the seed-0 runs, then the study's own summary.
   assert stages.of('report') == [(['--results_dir', os.path.join(root, 'seed0'),
                                    '--out', os.path.join(root, 'report')],)]
@@ -238,6 +238,8 @@ def test_full_preset_is_the_measured_scale():
   assert args.rho_values == [1.0, 2.0, 3.0, 5.0] and args.seeds == 2
   assert args.vib_values == [3.0]
   assert (args.pgd_examples, args.audit_examples, args.checkpoints) == (500, 500, 10)
+  # The audit's budget: 3 targets for APGD-T and FAB-T (FAB-T came after both runs).
+  assert (args.apgd_targets, args.fab_targets, args.square_queries) == (3, 3, 1000)
   # A flag given beats the preset.
   args = study.apply_preset(study.build_parser().parse_args(['--train_epochs', '3']))
   assert args.train_epochs == 3

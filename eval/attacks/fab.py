@@ -112,21 +112,24 @@ def project_onto_hyperplane(points, weights, offsets, norm, clip_min=threat_mode
   speed = tf.ones_like(size) if norm == 'linf' else size
   moving = speed > 0
   kinks = tf.where(moving, room / tf.where(moving, speed, tf.ones_like(speed)), math.inf)
-  order = tf.argsort(kinks, axis=1)
-  kinks = tf.gather(kinks, order, batch_dims=1)
-  slopes = tf.gather(size * speed, order, batch_dims=1)
-  full = tf.gather(size * room, order, batch_dims=1)  # Each coordinate's reach at its room.
-  # h at each kink: coordinates up to it full, the rest still growing with lam.
-  reach = (tf.cumsum(full, axis=1)
-           + tf.where(tf.math.is_finite(kinks), kinks, 0.0)
-           * tf.cumsum(slopes, axis=1, exclusive=True, reverse=True))
-  count = tf.reduce_sum(tf.cast(reach < gap[:, None], tf.int32), axis=1)
+  # One sort (top_k of -kinks) gives both the ascending kinks and their order.
   width = tf.shape(points)[1]
+  descending, order = tf.math.top_k(-kinks, k=width)
+  kinks = -descending
+  finite = tf.math.is_finite(kinks)
+  slopes = tf.gather(size * speed, order, batch_dims=1)
+  # Each coordinate's reach at its room, |w_i| r_i = slope_i * kink_i (0 where it never moves).
+  full = tf.where(finite, slopes * kinks, 0.0)
+  filled_after = tf.cumsum(full, axis=1)
+  growing_from = tf.cumsum(slopes, axis=1, reverse=True)
+  # h at each kink: coordinates up to it full, the rest still growing with lam.
+  reach = filled_after + tf.where(finite, kinks, 0.0) * (growing_from - slopes)
+  count = tf.reduce_sum(tf.cast(reach < gap[:, None], tf.int32), axis=1)
   segment = tf.minimum(count, width - 1)[:, None]
-  filled = tf.gather(tf.cumsum(full, axis=1, exclusive=True), segment, batch_dims=1)[:, 0]
-  growing = tf.gather(tf.cumsum(slopes, axis=1, reverse=True), segment, batch_dims=1)[:, 0]
+  filled = tf.gather(filled_after - full, segment, batch_dims=1)[:, 0]
+  growing = tf.gather(growing_from, segment, batch_dims=1)[:, 0]
   lam = (gap - filled) / tf.maximum(growing, 1e-30)
-  farthest = tf.reduce_max(tf.where(tf.math.is_finite(kinks), kinks, 0.0), axis=1)
+  farthest = tf.reduce_max(tf.where(finite, kinks, 0.0), axis=1)
   lam = tf.where(count >= width, farthest, lam)
   return tf.sign(weights) * tf.minimum(lam[:, None] * speed, room)
 

@@ -122,7 +122,10 @@ def _item(outcome, clean, indicators):
       'accuracy': _share(outcome.robust), 'per_attack': outcome.per_attack,
       'indicators': indicators, 'flags': indicators_lib.flags(indicators),
       'passes': {r.name: {'gradient': r.gradient_passes, 'forward': r.forward_passes}
-                 for r in outcome.records}}
+                 for r in outcome.records},
+      # Wall seconds of each attack and of the checks: what each costs on this model.
+      'seconds': dict({r.name: r.seconds for r in outcome.records},
+                      **({'checks': outcome.checks['seconds']} if outcome.checks else {}))}
 
 
 def _done_radii(result_file, epsilons):
