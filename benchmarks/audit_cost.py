@@ -199,8 +199,11 @@ def _fwd_bwd_loop(logits_fn, x, labels, num_steps):
 
 
 def _projection_loop(x, num_steps):
-  """num_steps of FAB's L-inf projection alone, of x and a second copy (as FAB projects both
-  its iterate and the clean point), each onto a hyperplane through the last result."""
+  """num_steps of FAB's L-inf projection alone, in a while_loop, nothing else.
+
+  Like FAB, each step projects two points per example (the iterate and the
+  clean point) onto one hyperplane; the iterate moves onto it.
+  """
   flat = tf.reshape(x, [tf.shape(x)[0], -1])
   weights = tf.random.stateless_normal(tf.shape(flat), (0, 1))
 

@@ -42,9 +42,9 @@ PRESETS = {
                  l2_epsilons='32,128,512', audit_linf='2,4,8', audit_l2='32,128'),
     'tiny': dict(depth=10, width=1, train_epochs=2, rhos='2', vib_rhos='', seeds=2,
                  checkpoints=2, num_train_images=256, num_eval_images=40, curve_examples=16,
-                 pgd_examples=16, audit_examples=8, apgd_targets=1, fab_targets=1, square_queries=20,
-                 linf_epsilons='4', l2_epsilons='128', audit_linf='4', audit_l2='128',
-                 corruptions='gaussian_noise,brightness'),
+                 pgd_examples=16, audit_examples=8, apgd_targets=1, fab_targets=1,
+                 square_queries=20, linf_epsilons='4', l2_epsilons='128', audit_linf='4',
+                 audit_l2='128', corruptions='gaussian_noise,brightness'),
 }
 CURVE_ATTACKS = (('linf', 4.0), ('l2', 128.0))
 BATCH_SIZE = 128
