@@ -72,8 +72,9 @@ def _program(point, weight, gap, norm):
   return np.sqrt(2 * solved.fun)
 
 
-def _project(points, weights, offsets, norm):
-  return _session_run(lambda p, w, b: fab.project_onto_hyperplane(p, w, b, norm),
+def _project(points, weights, offsets, norm, partial=fab.PARTIAL_KINKS):
+  return _session_run(lambda p, w, b: fab.project_onto_hyperplane(p, w, b, norm,
+                                                                  partial=partial),
                       [points.astype(np.float32), weights.astype(np.float32),
                        offsets.astype(np.float32)])
 
@@ -88,6 +89,21 @@ def test_the_projection_is_the_smallest_step_onto_the_hyperplane_inside_the_box(
   sizes = np.abs(delta).max(1) if norm == 'linf' else np.sqrt(np.square(delta).sum(1))
   best = [_program(*problem, norm) for problem in zip(points, weights, gaps)]
   np.testing.assert_allclose(sizes, best, rtol=1e-4)
+
+
+@pytest.mark.parametrize('norm', ['linf', 'l2'])
+def test_sorting_the_smallest_kinks_first_changes_no_step(norm):
+  # With 4 of 24 kinks sorted first, the near hyperplanes are solved from those and the far
+  # ones sort all; both must give the full sort's steps, the far corner's included.
+  points, weights, gaps = _problems(10, 24, seed=2)
+  offsets = np.r_[gaps[:-1], 3 * gaps[-1]] + (weights * points).sum(1)
+  full = _project(points, weights, offsets, norm, partial=24)
+  np.testing.assert_allclose(_project(points, weights, offsets, norm, partial=4), full,
+                             rtol=1e-4, atol=1e-3)
+  # Both paths ran: some rows move fewer than 4 coordinates to the box's face, some more.
+  room = np.where(weights * np.sign(gaps)[:, None] > 0, 255.0 - points, points)
+  at_face = ((np.abs(full) >= room - 1e-3) & (room > 0)).sum(1) + (room == 0).sum(1)
+  assert at_face.min() < 4 <= at_face.max()
 
 
 @pytest.mark.parametrize('norm', ['linf', 'l2'])

@@ -56,6 +56,8 @@ ETA = 1.05
 BETA = 0.9
 # The random start of restarts after the first: this share of eps from x0.
 RESTART_RADIUS = 0.5
+# The projection sorts this many of the smallest kinks first (see project_onto_hyperplane).
+PARTIAL_KINKS = 128
 
 _State = collections.namedtuple('_State', [
     'step', 'x', 'difference', 'gradient', 'best', 'best_norm', 'raised', 'broken',
@@ -77,7 +79,7 @@ def _norm(delta, norm):
 
 
 def project_onto_hyperplane(points, weights, offsets, norm, clip_min=threat_model.PIXEL_MIN,
-                            clip_max=threat_model.PIXEL_MAX):
+                            clip_max=threat_model.PIXEL_MAX, partial=PARTIAL_KINKS):
   """The smallest steps from points onto {u: <w, u> = b} inside the box, per example.
 
   Solves min |delta|_p subject to <w, delta> = c (c = b - <w, p>) and
@@ -93,6 +95,10 @@ def project_onto_hyperplane(points, weights, offsets, norm, clip_min=threat_mode
   steps go to the box's corner that gets closest, every coordinate at its
   room.
 
+  FAB's hyperplanes are mostly near, so h reaches c before most kinks: the
+  `partial` smallest kinks are sorted first (a top_k much cheaper than a
+  full sort), and only the rows whose segment lies beyond them sort all.
+
   Args:
     points: [batch, d] points inside the box.
     weights: [batch, d] hyperplane normals w (all zeros: delta = 0).
@@ -100,6 +106,7 @@ def project_onto_hyperplane(points, weights, offsets, norm, clip_min=threat_mode
     norm: 'linf' or 'l2'.
     clip_min: lowest pixel value.
     clip_max: highest pixel value.
+    partial: how many of the smallest kinks to try before a full sort.
 
   Returns:
     [batch, d] steps delta.
@@ -112,26 +119,58 @@ def project_onto_hyperplane(points, weights, offsets, norm, clip_min=threat_mode
   speed = tf.ones_like(size) if norm == 'linf' else size
   moving = speed > 0
   kinks = tf.where(moving, room / tf.where(moving, speed, tf.ones_like(speed)), math.inf)
-  # One sort (top_k of -kinks) gives both the ascending kinks and their order.
+  slopes = size * speed
   width = tf.shape(points)[1]
-  descending, order = tf.math.top_k(-kinks, k=width)
+  lam, found = _segment_solution(kinks, slopes, gap, tf.minimum(partial, width))
+  beyond = tf.where(tf.logical_not(found))[:, 0]
+
+  def sort_all():
+    return _segment_solution(tf.gather(kinks, beyond), tf.gather(slopes, beyond),
+                             tf.gather(gap, beyond), width)[0]
+
+  lam = tf.tensor_scatter_nd_update(lam, beyond[:, None], tf.cond(
+      tf.size(beyond) > 0, sort_all, lambda: tf.zeros([0])))
+  return tf.sign(weights) * tf.minimum(lam[:, None] * speed, room)
+
+
+def _segment_solution(kinks, slopes, gap, count):
+  """lam where h(lam) = gap from the `count` smallest kinks, and whether it lies among them.
+
+  Args:
+    kinks: [rows, d] kinks lam_i (inf where a coordinate never moves).
+    slopes: [rows, d] |w_i| q_i, the growth of h while coordinate i moves.
+    gap: [rows] the c to reach.
+    count: how many of the smallest kinks to sort (d: all).
+
+  Returns:
+    ([rows] lam, [rows] bool found): lam is exact where found, that is where
+    h reaches c at or before the count-th kink; with count = d a row h never
+    reaches gets the farthest kink (the box's closest corner) and is found.
+  """
+  everything = tf.equal(count, tf.shape(kinks)[1])
+  descending, order = tf.math.top_k(-kinks, k=count)
   kinks = -descending
   finite = tf.math.is_finite(kinks)
-  slopes = tf.gather(size * speed, order, batch_dims=1)
+  picked = tf.tensor_scatter_nd_update(
+      tf.zeros_like(slopes, tf.bool), tf.stack(
+          [tf.broadcast_to(tf.range(tf.shape(order)[0])[:, None], tf.shape(order)), order], -1),
+      tf.ones_like(order, tf.bool))
+  unsorted = tf.reduce_sum(tf.where(picked, 0.0, slopes), axis=1)
+  slopes = tf.gather(slopes, order, batch_dims=1)
   # Each coordinate's reach at its room, |w_i| r_i = slope_i * kink_i (0 where it never moves).
   full = tf.where(finite, slopes * kinks, 0.0)
   filled_after = tf.cumsum(full, axis=1)
-  growing_from = tf.cumsum(slopes, axis=1, reverse=True)
+  growing_from = unsorted[:, None] + tf.cumsum(slopes, axis=1, reverse=True)
   # h at each kink: coordinates up to it full, the rest still growing with lam.
   reach = filled_after + tf.where(finite, kinks, 0.0) * (growing_from - slopes)
-  count = tf.reduce_sum(tf.cast(reach < gap[:, None], tf.int32), axis=1)
-  segment = tf.minimum(count, width - 1)[:, None]
+  below = tf.reduce_sum(tf.cast(reach < gap[:, None], tf.int32), axis=1)
+  segment = tf.minimum(below, count - 1)[:, None]
   filled = tf.gather(filled_after - full, segment, batch_dims=1)[:, 0]
   growing = tf.gather(growing_from, segment, batch_dims=1)[:, 0]
   lam = (gap - filled) / tf.maximum(growing, 1e-30)
   farthest = tf.reduce_max(tf.where(finite, kinks, 0.0), axis=1)
-  lam = tf.where(count >= width, farthest, lam)
-  return tf.sign(weights) * tf.minimum(lam[:, None] * speed, room)
+  lam = tf.where(tf.logical_and(everything, below >= count), farthest, lam)
+  return lam, tf.logical_or(everything, below < count)
 
 
 def _where(mask, a, b):
