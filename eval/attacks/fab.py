@@ -134,7 +134,7 @@ def project_onto_hyperplane(points, weights, offsets, norm, clip_min=threat_mode
 
 
 def _segment_solution(kinks, slopes, gap, count):
-  """lam where h(lam) = gap from the `count` smallest kinks, and whether it lies among them.
+  """The lam where h(lam) = gap, from the `count` smallest kinks, and whether it lies among them.
 
   Args:
     kinks: [rows, d] kinks lam_i (inf where a coordinate never moves).
