@@ -95,9 +95,9 @@ def project_onto_hyperplane(points, weights, offsets, norm, clip_min=threat_mode
   steps go to the box's corner that gets closest, every coordinate at its
   room.
 
-  FAB's hyperplanes are mostly near, so h reaches c before most kinks: the
-  `partial` smallest kinks are sorted first (a top_k much cheaper than a
-  full sort), and only the rows whose segment lies beyond them sort all.
+  The solution needs the sorted kinks only up to its segment: the `partial`
+  smallest are sorted first (a top_k of `partial`, not a sort of all d), and
+  only the rows whose segment lies beyond them sort all.
 
   Args:
     points: [batch, d] points inside the box.
