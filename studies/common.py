@@ -34,12 +34,24 @@ def add_training_flags(parser, model_root):
   parser.add_argument('--num_eval_images', type=int, default=None)
 
 
-def add_audit_flags(parser):
-  """The audit's flags every study takes; left unset, they come from the preset."""
+def add_audit_flags(parser, required_radii=None):
+  """The audit's flags every study takes; left unset, they come from the preset.
+
+  Args:
+    parser: the study's argparse parser.
+    required_radii: {'audit_linf' or 'audit_l2': a radius the radii must hold},
+      said in those flags' help (the study checks it).
+  """
+  required_radii = required_radii or {}
+
+  def radii_help(flag, norm):
+    required = ('; must hold %g' % required_radii[flag]) if flag in required_radii else ''
+    return 'audited %s radii (pixels, comma list%s)' % (norm, required)
+
   add = parser.add_argument
   add('--audit_examples', type=int, help='first test images audited')
-  add('--audit_linf', help='audited L-inf radii (pixels, comma list)')
-  add('--audit_l2', help='audited L2 radii (pixels, comma list)')
+  add('--audit_linf', help=radii_help('audit_linf', 'L-inf'))
+  add('--audit_l2', help=radii_help('audit_l2', 'L2'))
   add('--apgd_targets', type=int, help="the audit's APGD-T target classes")
   add('--fab_targets', type=int, help="the audit's FAB-T target classes")
   add('--square_queries', type=int, help="the audit's Square Attack queries")

@@ -85,7 +85,7 @@ def build_parser():
   add('--seeds', type=int, help='paired seeds in all (stage 2 trains seeds 1 .. N-1)')
   add('--checkpoints', type=int, help='checkpoints kept and measured; a multiple of 5 '
       'that divides the training steps, so 80%% of training is one (gate G3)')
-  common.add_audit_flags(parser)
+  common.add_audit_flags(parser, REQUIRED_RADII)
   add('--bootstrap_samples', type=int, help="draws of Delta's bootstrap CI")
   add('--docs_dir', help='also copy summary.json, summary.md and the figures here')
   return parser

@@ -332,6 +332,12 @@ def test_data_dir_is_required_and_checked(tmp_path, capsys):
   assert not (tmp_path / 's').exists()
 
 
+def test_help_names_the_radii_the_verdict_needs():
+  text = ' '.join(study2.build_parser().format_help().split())
+  assert 'L-inf radii (pixels, comma list; must hold 2)' in text
+  assert 'L2 radii (pixels, comma list; must hold 64)' in text
+
+
 def test_overparam_preset_is_the_preregistered_design():
   args = study2.apply_preset(study2.build_parser().parse_args(['--data_dir', 'd']))
   assert (args.depth, args.width, args.num_train_images) == (10, 2, 1024)
