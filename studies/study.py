@@ -20,7 +20,6 @@ study's figures and summary.md, see studies.study_report).
 import argparse
 import os
 import sys
-import time
 
 from eval import checkpoint_curve
 from eval import cifar10_c
@@ -32,6 +31,7 @@ from eval.audit import command as audit_command
 from eval.kit import cli
 from studies import common
 from studies import study_report
+from studies import wall_clock
 from wrn_cifar import cifar_input
 
 # The scale measured to fit about 100 minutes on 2 CPU cores (docs/STUDY.md).
@@ -110,11 +110,12 @@ class Study:
     self.save_every = max(1, -(-steps // args.checkpoints))
     self.data_flags = {'data_dir': args.data_dir and os.path.abspath(args.data_dir),
                        'fake_data': args.fake_data}
-    self.started = time.time()
+    self.clock = wall_clock.WallClock(args.model_root)
 
   def log(self, message):
-    """Prints a progress line with the minutes since the study started."""
-    print('[study %5.1f min] %s' % ((time.time() - self.started) / 60, message), flush=True)
+    """Prints a progress line with this invocation's minutes; records them."""
+    self.clock.record()
+    print('[study %5.1f min] %s' % (self.clock.minutes(), message), flush=True)
 
   def model_dir(self, name, seed):
     """Where run `name` of seed `seed` lives."""
@@ -196,7 +197,7 @@ def run(args):
   out = os.path.join(args.model_root, 'report')
   if report.main(['--results_dir', os.path.join(args.model_root, 'seed0'), '--out', out]) != 0:
     raise ValueError('the report failed (see above)')
-  written = study_report.write(args.model_root, best, minutes=(time.time() - study.started) / 60,
+  written = study_report.write(args.model_root, best, minutes=study.clock.total_minutes(),
                                docs_dir=args.docs_dir)
   study.log('study written: %s' % ', '.join(written))
   return 0

@@ -33,7 +33,6 @@ import functools
 import os
 import subprocess
 import sys
-import time
 
 import numpy as np
 import tensorflow as tf
@@ -47,6 +46,7 @@ from resnet_ceb import fileio
 from studies import common
 from studies import study2_report
 from studies import verdict
+from studies import wall_clock
 from wrn_cifar import cifar_input
 
 tf1 = tf.compat.v1
@@ -154,11 +154,12 @@ class Study:
     self.steps = training_steps(args, len(self.train_set[0]))
     self.data_flags = {'data_dir': args.data_dir and os.path.abspath(args.data_dir),
                        'fake_data': args.fake_data}
-    self.started = time.time()
+    self.clock = wall_clock.WallClock(args.model_root)
 
   def log(self, message):
-    """Prints a progress line with the minutes since the study started."""
-    print('[study2 %6.1f min] %s' % ((time.time() - self.started) / 60, message), flush=True)
+    """Prints a progress line with this invocation's minutes; records them."""
+    self.clock.record()
+    print('[study2 %6.1f min] %s' % (self.clock.minutes(), message), flush=True)
 
   def model_dir(self, rho, seed):
     """Where the run of (rho, seed) lives; rho None is XEnt."""
@@ -284,7 +285,8 @@ def design(args, study, argv):
           'audit_budget': {'apgd_targets': args.apgd_targets, 'fab_targets': args.fab_targets,
                            'square_queries': args.square_queries},
           'command': ' '.join(['./run_cifar.sh', 'study'] + list(argv)),
-          'wall_time_minutes': round((time.time() - study.started) / 60, 2)}
+          'wall_time_minutes': round(study.clock.total_minutes(), 2),
+          'invocations': study.clock.invocations()}
 
 
 def train_gain(points, steps):

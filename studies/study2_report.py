@@ -51,10 +51,11 @@ def summary_markdown(summary):
                'n/a' if delta['ci95'] is None else '[%+.3f, %+.3f]' % tuple(delta['ci95']),
                _fmt(delta['pgd20_linf_2_mean'], '%+.3f'),
                _fmt(delta['audit_l2_64_mean'], '%+.3f')), '',
-           'Design: %s, %s training images, %s epochs (%s steps of %s), %s, %s; %s minutes.'
+           'Design: %s, %s training images, %s epochs (%s steps of %s), %s, %s; %s minutes '
+           'of wall time over %s invocation(s).'
            % (design['net'], design['images'], design['epochs'], design['steps'],
               design['batch_size'], design['augmentation'], design['precision'],
-              design['wall_time_minutes']), '',
+              design['wall_time_minutes'], design['invocations']), '',
            'Command: `%s`' % design['command'], '']
   keys = _keys(summary['models'])
   lines += ['| model | seed | train | test | train gain, last 20% | '

@@ -185,8 +185,8 @@ def summary_markdown(runs, best, minutes):
   columns = _columns([v for per_seed in rows.values() for v in per_seed])
   lines = ['# The CIFAR-10 study: summary', '',
            'Final models; accuracies and errors in %%; "a ± b" is the mean and half the range '
-           'over seeds. Most robust CEB at seed 0: `%s`. Wall time of the invocation that '
-           'wrote this summary: %.0f min (a re-run resumes, so it can be short).'
+           'over seeds. Most robust CEB at seed 0: `%s`. Wall time, summed over every '
+           'invocation of this study (a re-run resumes and adds its own): %.0f min.'
            % (best, minutes), '',
            '| run | seeds | ' + ' | '.join(columns) + ' |',
            '|---|---|' + '---|' * len(columns)]

@@ -307,6 +307,20 @@ def test_driver_without_rho_star_trains_no_pairs_and_says_why(tmp_path, monkeypa
   assert summary['verdict'] == 'inconclusive' and 'G2 failed' in summary['verdict_reason']
 
 
+def test_a_resumed_study_reports_the_wall_time_of_both_invocations(tmp_path, monkeypatch):
+  _Stages(monkeypatch, {'xent': 0.30, 'ceb_rho2': 0.20, 'ceb_rho5': 0.25})
+  root, first = _run(tmp_path)
+  _, second = _run(tmp_path)
+  ledger = json.loads((root / 'wall_time.json').read_text())['invocation_minutes']
+  assert (first['design']['invocations'], second['design']['invocations']) == (1, 2)
+  # Each invocation records its minutes at its last progress line, after the summary;
+  # the summary rounds to 0.01 minute.
+  total = second['design']['wall_time_minutes']
+  assert len(ledger) == 2 and first['design']['wall_time_minutes'] <= ledger[0] + 0.005
+  assert ledger[0] - 0.005 <= total <= sum(ledger) + 0.005
+  assert 'over 2 invocation(s)' in (root / 'study2' / 'summary.md').read_text()
+
+
 @pytest.mark.parametrize('flag,value', [('--rhos', '2,2'), ('--rhos', '1,x'),
                                         ('--audit_linf', '1,4'), ('--audit_l2', '32'),
                                         ('--checkpoints', '4'), ('--checkpoints', '0'),
@@ -372,6 +386,7 @@ def test_tiny_preset_runs_for_real_and_resumes(tmp_path):
   assert study2.main(argv) == 0
   again = json.loads((root / 'study2' / 'summary.json').read_text())
   assert again['models'] == summary['models'] and audit.stat().st_mtime_ns == before
+  assert (summary['design']['invocations'], again['design']['invocations']) == (1, 2)
 
 
 def test_the_report_shows_only_the_radii_some_model_was_audited_at():
